@@ -1,0 +1,87 @@
+"""The exception types users catch.
+
+Every error fishpredict raises on purpose derives from :class:`FishpredictError`,
+so ``except fishpredict.FishpredictError`` catches all of them. Each carries a
+short machine-readable ``code`` (used as the JSON error code by the HTTP
+contract) and an HTTP ``status`` that a server should answer with when the
+error was caused by a client.
+"""
+
+from __future__ import annotations
+
+
+class FishpredictError(Exception):
+    """Base class of every error fishpredict raises on purpose."""
+
+    code: str = "error"
+    status: int = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidInputError(FishpredictError, ValueError):
+    """A feature value or array is unusable: missing, non-numeric, NaN, inf,
+    negative, or of the wrong shape."""
+
+    code = "invalid_input"
+    status = 400
+
+
+class UnknownModelError(FishpredictError, KeyError):
+    """No model is loaded under the requested name or k."""
+
+    code = "unknown_model"
+    status = 404
+
+    def __str__(self) -> str:  # KeyError would quote the message otherwise
+        return self.message
+
+
+class ModelLoadError(FishpredictError):
+    """A model artifact is missing, corrupt, not a model, or fails its check."""
+
+    code = "model_load_failed"
+    status = 500
+
+
+class IntegrityError(ModelLoadError):
+    """A model file's sha256 does not match its manifest (or there is no
+    manifest and the caller did not pass ``trust=True``)."""
+
+    code = "integrity_check_failed"
+
+
+class DataError(FishpredictError):
+    """A data file is missing, unreadable or has the wrong columns."""
+
+    code = "bad_data"
+    status = 400
+
+
+class UnknownBackendError(FishpredictError, KeyError):
+    """No serving backend is registered under that name."""
+
+    code = "unknown_backend"
+    status = 404
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class BackendUnavailableError(FishpredictError):
+    """A backend is registered but its dependencies are not installed."""
+
+    code = "backend_unavailable"
+    status = 500
+
+
+class ConfigError(FishpredictError):
+    """A command-line option or configuration value is invalid."""
+
+    code = "bad_config"
+    status = 400

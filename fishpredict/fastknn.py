@@ -1,0 +1,190 @@
+"""An exact numpy fast path for scikit-learn's k-nearest-neighbours classifier.
+
+scikit-learn's ``predict`` costs hundreds of microseconds per call whatever the
+batch size (input validation, tree queries, parallel dispatch). For the models
+fishpredict serves, the same answer is a handful of vectorised numpy calls.
+
+**Exactness.** For uniform weights and the Euclidean metric, scikit-learn's
+answer is the most common class among the k nearest training points, ties in
+the vote going to the smallest class (``argmax`` order). The k nearest points
+are well defined unless the k-th and (k+1)-th distances are equal, in which
+case scikit-learn's choice depends on its search algorithm (kd-tree, ball tree
+or brute force) and on floating-point rounding. The fast path therefore finds
+such *boundary ties* (within a relative tolerance far wider than rounding) and
+hands those rows to scikit-learn, so every row is answered exactly as
+scikit-learn would. :func:`compile_knn` returns ``None`` for any model it does
+not cover; :func:`check` compares the fast path with scikit-learn on a check
+set, and the Predictor refuses the fast path for a model if any label differs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
+
+#: Relative gap under which two squared distances count as tied.
+TIE_RTOL: Final = 1e-9
+#: Rows per chunk: small enough that the distance matrix stays in the CPU cache.
+CHUNK_ROWS: Final = 2048
+
+
+class FastKNN:
+    """Vectorised exact KNN prediction for one fitted model.
+
+    ``predict_codes`` returns indices into ``classes`` for an (n, 2) float
+    array; rows with a boundary tie are delegated to ``fallback`` (the
+    scikit-learn estimator) so the result is always scikit-learn's.
+    """
+
+    __slots__ = ("_fit_c", "_fit_t", "_mean", "_one_hot", "_scale", "_votes_all",
+                 "classes", "fallback", "k", "n_train")
+
+    def __init__(self, estimator: Any, knn: KNeighborsClassifier,
+                 scaler: StandardScaler | None) -> None:
+        fit_X = np.asarray(knn._fit_X, dtype=np.float64)  # noqa: SLF001 - fitted data
+        y_codes = np.asarray(knn._y).astype(np.intp)  # noqa: SLF001 - class codes 0..C-1
+        self.fallback = estimator
+        self.classes = np.asarray(knn.classes_)
+        self.k = int(knn.n_neighbors)
+        self.n_train = int(fit_X.shape[0])
+        self._fit_t = np.ascontiguousarray(fit_X.T)  # (2, m), for batches
+        self._fit_c = fit_X[:, 0] + 1j * fit_X[:, 1]  # complex points, for one row
+        self._one_hot = np.eye(len(self.classes), dtype=np.int32)[y_codes]  # (m, C)
+        self._votes_all = int(np.argmax(self._one_hot.sum(axis=0)))
+        self._mean: FloatArray | None = None
+        self._scale: FloatArray | None = None
+        if scaler is not None:
+            if scaler.with_mean:
+                self._mean = np.asarray(scaler.mean_, dtype=np.float64)
+            if scaler.with_std:
+                self._scale = np.asarray(scaler.scale_, dtype=np.float64)
+
+    def _transform(self, X: FloatArray) -> FloatArray:
+        if self._mean is not None:
+            X = X - self._mean
+        if self._scale is not None:
+            X = X / self._scale
+        return X
+
+    def predict_one(self, length: float, weight: float) -> int:
+        """Class index for one row: the hot path of a one-fish request (a few us)."""
+        k = self.k
+        if k >= self.n_train:
+            return self._votes_all
+        x, y = length, weight
+        if self._mean is not None or self._scale is not None:
+            x, y = (float(v) for v in self._transform(np.array([length, weight])))
+        d = np.abs(self._fit_c - complex(x, y))
+        part = np.partition(d, (k - 1, k))
+        kth, rest = part[k - 1], part[k]
+        if rest - kth <= TIE_RTOL * rest + 1e-12:
+            label = self.fallback.predict(np.array([[length, weight]], dtype=np.float64))[0]
+            return int(np.searchsorted(self.classes, label))
+        return int(np.argmax((d <= kth) @ self._one_hot))
+
+    def predict_codes(self, X: FloatArray) -> IntArray:
+        """Class indices (into ``classes``) for every row of an (n, 2) array."""
+        n = X.shape[0]
+        if self.k >= self.n_train:
+            return np.full(n, self._votes_all, dtype=np.intp)
+        out = np.empty(n, dtype=np.intp)
+        tied_rows: list[IntArray] = []
+        for start in range(0, n, CHUNK_ROWS):
+            chunk = X[start:start + CHUNK_ROWS]
+            codes, tied = self._chunk(self._transform(chunk))
+            out[start:start + CHUNK_ROWS] = codes
+            if tied.any():
+                tied_rows.append(np.flatnonzero(tied) + start)
+        if tied_rows:
+            bad = np.concatenate(tied_rows)
+            out[bad] = np.searchsorted(self.classes, self.fallback.predict(X[bad]))
+        return out
+
+    def _chunk(self, Z: FloatArray) -> tuple[IntArray, npt.NDArray[np.bool_]]:
+        d0 = Z[:, 0:1] - self._fit_t[0]
+        d1 = Z[:, 1:2] - self._fit_t[1]
+        d2 = d0 * d0
+        d2 += d1 * d1
+        k = self.k
+        part = np.partition(d2, (k - 1, k), axis=1)
+        kth, rest = part[:, k - 1], part[:, k]
+        votes = (d2 <= kth[:, None]) @ self._one_hot
+        tied = (rest - kth) <= TIE_RTOL * rest + 1e-12
+        return np.argmax(votes, axis=1).astype(np.intp), tied
+
+    def predict(self, X: FloatArray) -> npt.NDArray[Any]:
+        """Class labels, like ``estimator.predict``."""
+        return self.classes[self.predict_codes(X)]
+
+
+def compile_knn(estimator: Any) -> FastKNN | None:
+    """A :class:`FastKNN` for ``estimator`` if the fast path covers it, else ``None``.
+
+    Covered: a fitted ``KNeighborsClassifier`` with uniform weights and the
+    Euclidean metric (``minkowski`` with p=2, or ``euclidean``), bare or as the
+    last step of a Pipeline whose only other step is a ``StandardScaler``, with
+    single-output numeric class labels.
+    """
+    scaler: StandardScaler | None = None
+    knn = estimator
+    if isinstance(estimator, Pipeline):
+        steps = [s for _, s in estimator.steps if s not in (None, "passthrough")]
+        if len(steps) == 2 and type(steps[0]) is StandardScaler:
+            scaler, knn = steps[0], steps[1]
+        elif len(steps) == 1:
+            knn = steps[0]
+        else:
+            return None
+    if type(knn) is not KNeighborsClassifier or not hasattr(knn, "_fit_X"):
+        return None
+    if knn.weights != "uniform":
+        return None
+    params = knn.effective_metric_params_ or {}
+    metric = knn.effective_metric_
+    if not (metric == "euclidean" or (metric == "minkowski" and params.get("p", 2) == 2)):
+        return None
+    if params and set(params) - {"p"}:
+        return None
+    if getattr(knn, "outputs_2d_", False) or np.asarray(knn._y).ndim != 1:  # noqa: SLF001
+        return None
+    if not hasattr(knn._fit_X, "shape") or knn._fit_X.shape[1] != 2:  # noqa: SLF001
+        return None
+    return FastKNN(estimator, knn, scaler)
+
+
+def check_set(fit_X: FloatArray, n_random: int = 2000, seed: int = 0) -> FloatArray:
+    """Points on which to compare the fast path with scikit-learn.
+
+    The training points themselves (distance-0 ties, duplicates), midpoints of
+    every pair of training points (equidistant ties), and random points over
+    and around the training range.
+    """
+    rng = np.random.default_rng(seed)
+    lo, hi = fit_X.min(axis=0), fit_X.max(axis=0)
+    span = np.maximum(hi - lo, 1.0)
+    rand = rng.uniform(lo - 0.25 * span, hi + 0.25 * span, size=(n_random, fit_X.shape[1]))
+    i, j = np.triu_indices(fit_X.shape[0], k=1)
+    mids = (fit_X[i] + fit_X[j]) / 2.0
+    return np.abs(np.vstack([fit_X, mids, rand]))
+
+
+def check(fast: FastKNN, X: FloatArray | None = None) -> int:
+    """How many rows of ``X`` the fast path labels differently from scikit-learn."""
+    if X is None:
+        base = fast._fit_t.T  # noqa: SLF001 - raw training points (pre-scaling undone below)
+        if fast._scale is not None:  # noqa: SLF001
+            base = base * fast._scale  # noqa: SLF001
+        if fast._mean is not None:  # noqa: SLF001
+            base = base + fast._mean  # noqa: SLF001
+        X = check_set(base)
+    ours = fast.predict(X)
+    theirs = fast.fallback.predict(X)
+    return int(np.count_nonzero(ours != theirs))
