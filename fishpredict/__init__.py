@@ -19,6 +19,7 @@ from .errors import (
     UnknownBackendError,
     UnknownModelError,
 )
+from .hookspecs import hookimpl
 from .predictor import ModelInfo, Predictor
 
 __version__ = "0.1.0"
@@ -36,4 +37,5 @@ __all__ = [
     "UnknownBackendError",
     "UnknownModelError",
     "__version__",
+    "hookimpl",
 ]

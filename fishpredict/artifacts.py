@@ -105,7 +105,9 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def describe(estimator: Any, name: str, file: str, sha256: str, scale: Scale = None) -> ManifestEntry:
+def describe(
+    estimator: Any, name: str, file: str, sha256: str, scale: Scale = None
+) -> ManifestEntry:
     classes = [c.item() if hasattr(c, "item") else c for c in getattr(estimator, "classes_", [])]
     return ManifestEntry(
         name=name,
@@ -184,7 +186,9 @@ def read_manifest(directory: str | os.PathLike[str]) -> list[ManifestEntry]:
         if doc.get("format") != MANIFEST_FORMAT:
             raise ModelLoadError(f"{path}: unsupported manifest format {doc.get('format')!r}")
         known = set(ManifestEntry.__dataclass_fields__)
-        entries = [ManifestEntry(**{k: v for k, v in m.items() if k in known}) for m in doc["models"]]
+        entries = [
+            ManifestEntry(**{k: v for k, v in m.items() if k in known}) for m in doc["models"]
+        ]
     except (AttributeError, KeyError, TypeError) as exc:
         raise ModelLoadError(f"{path}: malformed manifest ({exc})") from None
     names = [e.name for e in entries]
@@ -216,13 +220,24 @@ def loads(blob: bytes, source: str) -> Any:
     """Unpickle joblib bytes already vouched for, and check they hold a model."""
     try:
         obj = joblib.load(io.BytesIO(blob))
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
-            ImportError, IndexError, KeyError, OSError) as exc:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        ImportError,
+        IndexError,
+        KeyError,
+        OSError,
+    ) as exc:
         raise ModelLoadError(f"{source} is not a readable joblib/pickle file ({exc})") from None
     return check_estimator(obj, source)
 
 
-def read_verified(path: str | os.PathLike[str], expected_sha256: str | None, *, trust: bool) -> bytes:
+def read_verified(
+    path: str | os.PathLike[str], expected_sha256: str | None, *, trust: bool
+) -> bytes:
     """Read a model file's bytes and check them against ``expected_sha256``.
 
     With no expected hash the file is refused unless ``trust`` is true.

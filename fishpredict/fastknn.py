@@ -44,13 +44,24 @@ class FastKNN:
     scikit-learn estimator) so the result is always scikit-learn's.
     """
 
-    __slots__ = ("_fit_c", "_fit_t", "_mean", "_one_hot", "_scale", "_votes_all",
-                 "classes", "fallback", "k", "n_train")
+    __slots__ = (
+        "_fit_c",
+        "_fit_t",
+        "_mean",
+        "_one_hot",
+        "_scale",
+        "_votes_all",
+        "classes",
+        "fallback",
+        "k",
+        "n_train",
+    )
 
-    def __init__(self, estimator: Any, knn: KNeighborsClassifier,
-                 scaler: StandardScaler | None) -> None:
-        fit_X = np.asarray(knn._fit_X, dtype=np.float64)  # noqa: SLF001 - fitted data
-        y_codes = np.asarray(knn._y).astype(np.intp)  # noqa: SLF001 - class codes 0..C-1
+    def __init__(
+        self, estimator: Any, knn: KNeighborsClassifier, scaler: StandardScaler | None
+    ) -> None:
+        fit_X = np.asarray(knn._fit_X, dtype=np.float64)
+        y_codes = np.asarray(knn._y).astype(np.intp)
         self.fallback = estimator
         self.classes = np.asarray(knn.classes_)
         self.k = int(knn.n_neighbors)
@@ -98,9 +109,9 @@ class FastKNN:
         out = np.empty(n, dtype=np.intp)
         tied_rows: list[IntArray] = []
         for start in range(0, n, CHUNK_ROWS):
-            chunk = X[start:start + CHUNK_ROWS]
+            chunk = X[start : start + CHUNK_ROWS]
             codes, tied = self._chunk(self._transform(chunk))
-            out[start:start + CHUNK_ROWS] = codes
+            out[start : start + CHUNK_ROWS] = codes
             if tied.any():
                 tied_rows.append(np.flatnonzero(tied) + start)
         if tied_rows:
@@ -153,9 +164,9 @@ def compile_knn(estimator: Any) -> FastKNN | None:
         return None
     if params and set(params) - {"p"}:
         return None
-    if getattr(knn, "outputs_2d_", False) or np.asarray(knn._y).ndim != 1:  # noqa: SLF001
+    if getattr(knn, "outputs_2d_", False) or np.asarray(knn._y).ndim != 1:
         return None
-    if not hasattr(knn._fit_X, "shape") or knn._fit_X.shape[1] != 2:  # noqa: SLF001
+    if not hasattr(knn._fit_X, "shape") or knn._fit_X.shape[1] != 2:
         return None
     return FastKNN(estimator, knn, scaler)
 
@@ -179,11 +190,11 @@ def check_set(fit_X: FloatArray, n_random: int = 2000, seed: int = 0) -> FloatAr
 def check(fast: FastKNN, X: FloatArray | None = None) -> int:
     """How many rows of ``X`` the fast path labels differently from scikit-learn."""
     if X is None:
-        base = fast._fit_t.T  # noqa: SLF001 - raw training points (pre-scaling undone below)
-        if fast._scale is not None:  # noqa: SLF001
-            base = base * fast._scale  # noqa: SLF001
-        if fast._mean is not None:  # noqa: SLF001
-            base = base + fast._mean  # noqa: SLF001
+        base = fast._fit_t.T
+        if fast._scale is not None:
+            base = base * fast._scale
+        if fast._mean is not None:
+            base = base + fast._mean
         X = check_set(base)
     ours = fast.predict(X)
     theirs = fast.fallback.predict(X)

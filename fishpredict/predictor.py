@@ -101,10 +101,19 @@ def _display_names(classes: Sequence[Any]) -> dict[Language, tuple[str, ...]]:
     return out
 
 
-def _prepare(estimator: Any, name: str, sha256: str, source: str, *, fast_path: bool,
-             blob: bytes = b"", path: str | None = None) -> LoadedModel:
-    classes = tuple(c.item() if hasattr(c, "item") else c
-                    for c in getattr(estimator, "classes_", ()))
+def _prepare(
+    estimator: Any,
+    name: str,
+    sha256: str,
+    source: str,
+    *,
+    fast_path: bool,
+    blob: bytes = b"",
+    path: str | None = None,
+) -> LoadedModel:
+    classes = tuple(
+        c.item() if hasattr(c, "item") else c for c in getattr(estimator, "classes_", ())
+    )
     fast = fastknn.compile_knn(estimator) if fast_path else None
     if fast is not None and fastknn.check(fast) != 0:
         fast = None  # the exactness check failed: serve through scikit-learn
@@ -118,8 +127,14 @@ def _prepare(estimator: Any, name: str, sha256: str, source: str, *, fast_path: 
         fast_path=fast is not None,
         sklearn_version=getattr(estimator, "__sklearn_version__", "") or "",
     )
-    return LoadedModel(info=info, estimator=estimator, fast=fast,
-                       names=_display_names(classes), blob=blob, path=path)
+    return LoadedModel(
+        info=info,
+        estimator=estimator,
+        fast=fast,
+        names=_display_names(classes),
+        blob=blob,
+        path=path,
+    )
 
 
 # ---- the process-wide cache ----------------------------------------------------------
@@ -131,8 +146,15 @@ _cache_lock = threading.Lock()
 load_count: int = 0
 
 
-def _load_file(path: Path, name: str, expected_sha256: str | None, *, trust: bool,
-               fast_path: bool, use_cache: bool = True) -> LoadedModel:
+def _load_file(
+    path: Path,
+    name: str,
+    expected_sha256: str | None,
+    *,
+    trust: bool,
+    fast_path: bool,
+    use_cache: bool = True,
+) -> LoadedModel:
     global load_count
     try:
         st = path.stat()
@@ -153,8 +175,9 @@ def _load_file(path: Path, name: str, expected_sha256: str | None, *, trust: boo
             return replace(_cache[key], info=replace(_cache[key].info, name=name))
         estimator = artifacts.loads(blob, str(path))
         load_count += 1
-        model = _prepare(estimator, name, digest, str(path), fast_path=fast_path,
-                         blob=blob, path=str(path))
+        model = _prepare(
+            estimator, name, digest, str(path), fast_path=fast_path, blob=blob, path=str(path)
+        )
         if use_cache:
             _cache[key] = model
         return model
@@ -169,7 +192,9 @@ def clear_cache() -> None:
 _embedded: dict[tuple[tuple[int, ...], str | None, bool], list[LoadedModel]] = {}
 
 
-def _embedded_models(ks: Sequence[int], scale: artifacts.Scale, fast_path: bool) -> list[LoadedModel]:
+def _embedded_models(
+    ks: Sequence[int], scale: artifacts.Scale, fast_path: bool
+) -> list[LoadedModel]:
     key = (tuple(ks), scale, fast_path)
     with _cache_lock:
         if key not in _embedded:
@@ -177,14 +202,22 @@ def _embedded_models(ks: Sequence[int], scale: artifacts.Scale, fast_path: bool)
             for k in ks:
                 est = artifacts.train(k, scale=scale)
                 blob = artifacts.dumps(est)
-                models.append(_prepare(est, artifacts.model_name(k, scale),
-                                       artifacts.sha256_bytes(blob), EMBEDDED,
-                                       fast_path=fast_path, blob=blob))
+                models.append(
+                    _prepare(
+                        est,
+                        artifacts.model_name(k, scale),
+                        artifacts.sha256_bytes(blob),
+                        EMBEDDED,
+                        fast_path=fast_path,
+                        blob=blob,
+                    )
+                )
             _embedded[key] = models
         return _embedded[key]
 
 
 # ---- input checking ------------------------------------------------------------------
+
 
 def check_value(name: str, value: Any) -> float:
     """``value`` as a float if it is a finite, non-negative number, else InvalidInputError."""
@@ -206,14 +239,14 @@ def check_array(X: Any) -> npt.NDArray[np.float64]:
     try:
         arr = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError):
-        raise InvalidInputError(
-            "instances must be numbers: rows of [length, weight]") from None
+        raise InvalidInputError("instances must be numbers: rows of [length, weight]") from None
     if arr.ndim == 1 and arr.shape[0] == len(FEATURES):
         arr = arr.reshape(1, -1)
     if arr.ndim != 2 or arr.shape[1] != len(FEATURES):
         raise InvalidInputError(
             f"expected rows of {len(FEATURES)} features ({', '.join(FEATURES)}), "
-            f"got an array of shape {arr.shape}")
+            f"got an array of shape {arr.shape}"
+        )
     if not np.isfinite(arr).all():
         bad = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
         raise InvalidInputError(f"row {bad}: values must be finite (no NaN or infinity)")
@@ -224,6 +257,7 @@ def check_array(X: Any) -> npt.NDArray[np.float64]:
 
 
 # ---- the Predictor -------------------------------------------------------------------
+
 
 class Predictor:
     """Loads models once and predicts with them.
@@ -284,8 +318,12 @@ class Predictor:
             entries = artifacts.read_manifest(src)
             if not entries:
                 raise ModelLoadError(f"{src / artifacts.MANIFEST_NAME} lists no models")
-            return [_load_file(src / e.file, e.name, e.sha256, trust=self.trust,
-                               fast_path=self.fast_path) for e in entries]
+            return [
+                _load_file(
+                    src / e.file, e.name, e.sha256, trust=self.trust, fast_path=self.fast_path
+                )
+                for e in entries
+            ]
         if not src.exists():
             raise ModelLoadError(f"model path not found: {src}")
         sha = self._manifest_sha(src)
@@ -307,10 +345,7 @@ class Predictor:
             if m.info.k is not None:
                 by_k.setdefault(m.info.k, m)
         want = self._default_request
-        if want is None:
-            default = by_k.get(5) or models[0]
-        else:
-            default = self._find(want, table, by_k)
+        default = (by_k.get(5) or models[0]) if want is None else self._find(want, table, by_k)
         with self._lock:
             self._table, self._by_k, self._default = table, by_k, default
 
@@ -337,17 +372,19 @@ class Predictor:
     # -- lookup --
 
     @staticmethod
-    def _find(which: str | int, table: Mapping[str, LoadedModel],
-              by_k: Mapping[int, LoadedModel]) -> LoadedModel:
+    def _find(
+        which: str | int, table: Mapping[str, LoadedModel], by_k: Mapping[int, LoadedModel]
+    ) -> LoadedModel:
         if isinstance(which, int) and not isinstance(which, bool):
             if which in by_k:
                 return by_k[which]
             known = ", ".join(str(k) for k in sorted(by_k)) or "none"
             raise UnknownModelError(f"no model with k={which}; loaded k: {known}")
-        if which in table:
+        if isinstance(which, str) and which in table:
             return table[which]
         raise UnknownModelError(
-            f"no model named {which!r}; loaded: {', '.join(sorted(table)) or 'none'}")
+            f"no model named {which!r}; loaded: {', '.join(sorted(table)) or 'none'}"
+        )
 
     def model(self, which: str | int | None = None) -> LoadedModel:
         """The model for a name or k (``None``: the default model)."""
@@ -372,18 +409,26 @@ class Predictor:
         blob = Path(m.path).read_bytes() if m.path else m.blob
         est = artifacts.loads(blob, m.info.source)
         load_count += 1
-        return replace(m, estimator=est,
-                       fast=fastknn.compile_knn(est) if m.fast is not None else None)
+        return replace(
+            m, estimator=est, fast=fastknn.compile_knn(est) if m.fast is not None else None
+        )
 
     # -- predicting --
 
-    def label(self, code: int, labels: Language | None = None,
-              model: LoadedModel | None = None) -> str:
+    def label(
+        self, code: int, labels: Language | None = None, model: LoadedModel | None = None
+    ) -> str:
         m = model or self._default
         return m.names[labels or self.labels][code]
 
-    def predict(self, length: Any, weight: Any, k: str | int | None = None, *,
-                labels: Language | None = None) -> str:
+    def predict(
+        self,
+        length: Any,
+        weight: Any,
+        k: str | int | None = None,
+        *,
+        labels: Language | None = None,
+    ) -> str:
         """The label of one fish. ``k`` picks the model by k or by name."""
         x = check_value("length", length)
         w = check_value("weight", weight)
@@ -397,8 +442,9 @@ class Predictor:
             return np.empty(0, dtype=np.intp)
         return self._live(k).predict_codes(arr)
 
-    def predict_many(self, X: Any, k: str | int | None = None, *,
-                     labels: Language | None = None) -> list[str]:
+    def predict_many(
+        self, X: Any, k: str | int | None = None, *, labels: Language | None = None
+    ) -> list[str]:
         """Labels for every row of an (n, 2) array of (length, weight)."""
         m = self.model(k)
         names = np.asarray(m.names[labels or self.labels], dtype=object)
@@ -406,5 +452,7 @@ class Predictor:
 
     def __repr__(self) -> str:
         src = EMBEDDED if self.source is None else str(self.source)
-        return (f"Predictor({src!r}, models={list(self._table)}, cache={self.cache}, "
-                f"fast_path={self.fast_path}, labels={self.labels!r})")
+        return (
+            f"Predictor({src!r}, models={list(self._table)}, cache={self.cache}, "
+            f"fast_path={self.fast_path}, labels={self.labels!r})"
+        )

@@ -1,0 +1,237 @@
+"""The process model of ``fishpredict serve``.
+
+1. Load the models once, in the parent process.
+2. Bind one listening socket (loopback unless told otherwise).
+3. With one worker, serve in this process. With ``workers=N``, fork N
+   workers after loading, so they share the model pages copy-on-write
+   (``gc.freeze`` keeps the collector from dirtying them), and all accept on
+   the one socket. The parent supervises: a worker that dies is replaced.
+4. SIGTERM/SIGINT: every worker stops accepting, marks itself not ready
+   (``/readyz`` answers 503), finishes in-flight requests within the drain
+   timeout, and exits 0. SIGHUP reloads the models from disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import gc
+import logging
+import os
+import resource
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+from .backend import Backend
+from .config import ServeConfig
+from .contract import Service
+from .errors import ConfigError
+from .plugins import registry
+from .predictor import Predictor
+
+log = logging.getLogger("fishpredict.serve")
+
+#: Exit code of a worker whose backend raised.
+WORKER_FAILED = 70
+
+
+def bind(host: str, port: int, backlog: int = 4096) -> socket.socket:
+    """A listening, non-blocking TCP socket; :class:`ConfigError` if the address is unusable."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"cannot resolve host {host!r}: {exc.strerror}") from None
+    family, _, _, _, addr = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(f"port {port} on {host} is already in use") from None
+        if exc.errno == errno.EACCES:
+            raise ConfigError(f"no permission to listen on {host}:{port}") from None
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    return sock
+
+
+def raise_fd_limit() -> None:
+    """Let a worker hold as many connections as the hard limit allows."""
+    with contextlib.suppress(ValueError, OSError):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's loop when installed (faster), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
+
+
+async def _serve_until_signalled(backend: Backend, service: Service, sock: socket.socket) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def on_stop(signame: str) -> None:
+        if not stop.is_set():
+            log.info("%s: draining (up to %.0fs)", signame, service.config.drain_timeout)
+            service.draining = True
+            stop.set()
+
+    def on_hup() -> None:
+        response = service.reload()
+        log.info("SIGHUP: reload answered %d", response.status)
+
+    loop.add_signal_handler(signal.SIGTERM, on_stop, "SIGTERM")
+    loop.add_signal_handler(signal.SIGINT, on_stop, "SIGINT")
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    task = asyncio.ensure_future(backend.serve(service, sock, stop))
+    stopper = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    if not task.done():
+        # The backend drains on its own; give it the drain timeout plus a margin.
+        try:
+            await asyncio.wait_for(task, service.config.drain_timeout + 2.0)
+        except TimeoutError:
+            log.warning("backend did not finish draining in time; exiting anyway")
+    else:
+        stopper.cancel()
+        task.result()  # a backend that returned without being stopped: surface its error
+
+
+def run_worker(backend: Backend, service: Service, sock: socket.socket) -> int:
+    """Serve in this process until SIGTERM/SIGINT; the exit code."""
+    raise_fd_limit()
+    loop = new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(_serve_until_signalled(backend, service, sock))
+    except Exception:
+        log.exception("worker %d failed", os.getpid())
+        return WORKER_FAILED
+    finally:
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+    return 0
+
+
+def _fork_worker(work: Callable[[], int]) -> int:
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 1
+        try:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGHUP, signal.SIG_DFL)
+            code = work()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    return pid
+
+
+def supervise(work: Callable[[], int], workers: int, drain_timeout: float) -> int:
+    """Fork ``workers`` children running ``work``, replace any that die, and
+    forward SIGTERM/SIGINT/SIGHUP. Returns 0 when every worker drained cleanly."""
+    gc.collect()
+    gc.freeze()  # keep model pages shared: the collector won't touch frozen objects
+    children: dict[int, float] = {}
+    stopping = False
+    received: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        received.append(signum)
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    try:
+        for _ in range(workers):
+            children[_fork_worker(work)] = time.monotonic()
+        failures = 0
+        deadline: float | None = None
+        while children:
+            while received:
+                signum = received.pop(0)
+                if signum == signal.SIGHUP:
+                    for pid in children:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, signal.SIGHUP)
+                    continue
+                if not stopping:
+                    stopping = True
+                    deadline = time.monotonic() + drain_timeout + 5.0
+                    for pid in children:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, signal.SIGTERM)
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                if deadline is not None and time.monotonic() > deadline:
+                    for p in children:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(p, signal.SIGKILL)
+                    failures += 1
+                    deadline = None
+                time.sleep(0.05)  # a supervisor tick; signals are handled on the next pass
+                continue
+            started = children.pop(pid)
+            code = os.waitstatus_to_exitcode(status)
+            if stopping:
+                failures += code != 0
+                continue
+            log.warning("worker %d exited with %d; starting a new one", pid, code)
+            if time.monotonic() - started < 1.0:
+                time.sleep(1.0)  # a worker that dies at once: don't spin
+            children[_fork_worker(work)] = time.monotonic()
+        return 0 if failures == 0 else 1
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+def serve(
+    backend_name: str,
+    config: ServeConfig,
+    predictor: Predictor | Callable[[], Predictor],
+    *,
+    announce: TextIO | None = sys.stdout,
+) -> int:
+    """Run ``fishpredict serve``: the exit code (0 after a clean drain)."""
+    backend = registry().get_available_backend(backend_name)
+    pred = predictor if isinstance(predictor, Predictor) else predictor()
+    sock = bind(config.host, config.port)
+    port = sock.getsockname()[1]
+    if announce is not None:
+        print(
+            f"fishpredict: serving {len(pred.models())} models with backend {backend.name!r}, "
+            f"{config.workers} worker{'s' if config.workers > 1 else ''}, "
+            f"on http://{config.host}:{port}",
+            file=announce,
+            flush=True,
+        )
+    try:
+        if config.workers == 1:
+            return run_worker(backend, Service(pred, config), sock)
+
+        def work() -> int:
+            return run_worker(backend, Service(pred, config), sock)
+
+        return supervise(work, config.workers, config.drain_timeout)
+    finally:
+        sock.close()
