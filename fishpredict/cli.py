@@ -9,9 +9,10 @@ Imports of heavy modules happen inside the command functions so that
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from . import __version__
 from .errors import ConfigError, FishpredictError
@@ -178,13 +179,20 @@ def _cmd_backends(args: argparse.Namespace) -> int:
 COMMANDS: list[Callable[[Any], None]] = [_add_train, _add_serve, _add_backends]
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line (and exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="fishpredict",
         description="Serve a scikit-learn model over HTTP and measure how fast it serves.",
     )
     parser.add_argument("--version", action="version", version=f"fishpredict {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for add in COMMANDS:
         add(sub)
@@ -205,6 +213,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # last resort: one line, never a traceback
+        if os.environ.get("FISHPREDICT_DEBUG"):
+            raise
+        print(f"fishpredict {args.command}: internal error: {type(exc).__name__}: {exc} "
+              "(set FISHPREDICT_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

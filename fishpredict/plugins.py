@@ -70,6 +70,9 @@ class Registry:
         self._backends: dict[str, tuple[Backend, str]] = {}
         self._loaded = False
         self._lock = threading.RLock()
+        self._dists: dict[str, tuple[str, str]] = {}
+        #: entry-point name -> why it failed to import
+        self.broken: dict[str, str] = {}
 
     def load(self) -> None:
         """Load the entry-point plugins (once) and collect their backends."""
@@ -81,7 +84,17 @@ class Registry:
             for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
                 if ep.name in blocked or (allowed is not None and ep.name not in allowed):
                     self.pm.set_blocked(ep.name)
-            self.pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+                    continue
+                if self.pm.get_plugin(ep.name) is not None or self.pm.is_blocked(ep.name):
+                    continue
+                try:
+                    plugin = ep.load()
+                except Exception as exc:  # a broken plugin must not take the others down
+                    self.broken[ep.name] = f"{type(exc).__name__}: {exc}"
+                    continue
+                self.pm.register(plugin, name=ep.name)
+                if ep.dist is not None:
+                    self._dists[ep.name] = (ep.dist.metadata["name"], ep.dist.version)
             self.pm.check_pending()
             self._collect()
             self._loaded = True
@@ -115,18 +128,18 @@ class Registry:
         self._backends = found
 
     def _dist_of(self, plugin_name: str) -> tuple[str, str]:
-        plugin = self.pm.get_plugin(plugin_name)
-        for p, dist in self.pm.list_plugin_distinfo():
-            if p is plugin:
-                return dist.metadata["name"], dist.version
-        return "(registered in code)", ""
+        return self._dists.get(plugin_name, ("(registered in code)", ""))
 
     def get_backend(self, name: str) -> Backend:
         """The backend called ``name``; :class:`UnknownBackendError` lists the known ones."""
         self.load()
         if name not in self._backends:
             known = ", ".join(sorted(self._backends)) or "none"
-            raise UnknownBackendError(f"unknown backend {name!r}; known backends: {known}")
+            hint = ""
+            if self.broken:
+                hint = "; plugins that failed to load: " + "; ".join(
+                    f"{n} ({why})" for n, why in sorted(self.broken.items()))
+            raise UnknownBackendError(f"unknown backend {name!r}; known backends: {known}{hint}")
         return self._backends[name][0]
 
     def get_available_backend(self, name: str) -> Backend:

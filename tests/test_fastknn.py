@@ -1,0 +1,124 @@
+"""The fast path answers exactly what scikit-learn answers, ties included."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+from fishpredict import artifacts, fastknn
+from fishpredict.dataset import load_fish
+
+KS = (1, 2, 3, 4, 5, 15, 25, 48, 49)
+
+
+def tie_world() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Training points on a small integer grid (many duplicates, random labels)
+    and queries on the half-grid: almost every query has several training
+    points at exactly its k-th distance."""
+    rng = np.random.default_rng(11)
+    X = rng.integers(0, 6, (60, 2)).astype(np.float64)
+    y = rng.integers(0, 2, 60)
+    queries = np.array([[a / 2, b / 2] for a in range(13) for b in range(13)])
+    return X, y, queries
+
+
+def naive_codes(fast: fastknn.FastKNN, X: np.ndarray) -> np.ndarray:
+    """What a fast path without boundary-tie detection would answer."""
+    Z = fast._transform(X)
+    d2 = (Z[:, 0:1] - fast._fit_t[0]) ** 2 + (Z[:, 1:2] - fast._fit_t[1]) ** 2
+    idx = np.argsort(d2, axis=1, kind="stable")[:, : fast.k]
+    votes = fast._one_hot[idx].sum(axis=1)
+    return np.argmax(votes, axis=1)
+
+
+@pytest.mark.parametrize("algorithm", ["brute", "kd_tree", "ball_tree"])
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 6, 8, 12])
+def test_adversarial_ties_match_sklearn(algorithm: str, k: int) -> None:
+    X, y, queries = tie_world()
+    est = KNeighborsClassifier(n_neighbors=k, algorithm=algorithm).fit(X, y)
+    fast = fastknn.compile_knn(est)
+    assert fast is not None
+    expected = est.predict(queries)
+    assert list(fast.predict(queries)) == list(expected)
+    ones = [fast.classes[fast.predict_one(a, b)] for a, b in queries]
+    assert ones == list(expected)
+
+
+def test_ties_are_where_a_naive_version_parts() -> None:
+    """The tie world has teeth: without tie detection some answers differ."""
+    X, y, queries = tie_world()
+    differ = 0
+    for k in range(1, 13):
+        for algorithm in ("brute", "kd_tree", "ball_tree"):
+            est = KNeighborsClassifier(n_neighbors=k, algorithm=algorithm).fit(X, y)
+            fast = fastknn.compile_knn(est)
+            assert fast is not None
+            naive = fast.classes[naive_codes(fast, queries)]
+            differ += int(np.count_nonzero(naive != est.predict(queries)))
+            assert np.array_equal(fast.predict(queries), est.predict(queries))
+    assert differ > 0
+
+
+@pytest.mark.parametrize("scale", [None, "standard"])
+@pytest.mark.parametrize("k", KS)
+def test_seed_models_on_check_set(k: int, scale: artifacts.Scale) -> None:
+    est = artifacts.train(k, scale=scale)
+    fast = fastknn.compile_knn(est)
+    assert fast is not None
+    fish = load_fish()
+    X = fastknn.check_set(fish.X, n_random=5000, seed=k)
+    assert np.array_equal(fast.predict(X), est.predict(X))
+    assert fastknn.check(fast) == 0
+
+
+def test_large_batch_spans_chunks() -> None:
+    est = artifacts.train(5)
+    fast = fastknn.compile_knn(est)
+    assert fast is not None
+    rng = np.random.default_rng(3)
+    X = np.column_stack([rng.uniform(5, 45, 3 * fastknn.CHUNK_ROWS + 17),
+                         rng.uniform(0, 1100, 3 * fastknn.CHUNK_ROWS + 17)])
+    assert np.array_equal(fast.predict(X), est.predict(X))
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        KNeighborsClassifier(n_neighbors=3, weights="distance"),
+        KNeighborsClassifier(n_neighbors=3, p=1),
+        KNeighborsClassifier(n_neighbors=3, metric="chebyshev"),
+        Pipeline([("s", MinMaxScaler()), ("k", KNeighborsClassifier(3))]),
+        LogisticRegression(),
+    ],
+    ids=["distance-weights", "manhattan", "chebyshev", "minmax-pipeline", "logistic"],
+)
+def test_uncovered_models_get_no_fast_path(estimator: object) -> None:
+    fish = load_fish()
+    est = estimator.fit(fish.X, fish.y)  # type: ignore[attr-defined]
+    assert fastknn.compile_knn(est) is None
+
+
+def test_covered_variants() -> None:
+    fish = load_fish()
+    for est in (
+        KNeighborsClassifier(3, metric="euclidean"),
+        KNeighborsClassifier(3, p=2, algorithm="brute"),
+        Pipeline([("s", StandardScaler()), ("k", KNeighborsClassifier(3))]),
+    ):
+        est.fit(fish.X, fish.y)
+        fast = fastknn.compile_knn(est)
+        assert fast is not None
+        assert fastknn.check(fast) == 0
+
+
+def test_check_counts_disagreements() -> None:
+    """check() reports differences when the fast path is wrong (here: sabotaged)."""
+    est = artifacts.train(5)
+    fast = fastknn.compile_knn(est)
+    assert fast is not None
+    fast._one_hot = fast._one_hot[:, ::-1].copy()  # swap the classes' votes
+    assert fastknn.check(fast) > 0
