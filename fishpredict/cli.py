@@ -19,6 +19,15 @@ from .errors import ConfigError, FishpredictError
 
 Handler = Callable[[argparse.Namespace], int]
 
+#: every command's parser builder, in the order ``--help`` lists them
+COMMANDS: list[Callable[[Any], None]] = []
+
+
+def command(add: Callable[[Any], None]) -> Callable[[Any], None]:
+    """Register a ``_add_<name>(subparsers)`` parser builder (decorator)."""
+    COMMANDS.append(add)
+    return add
+
 
 def parse_ks(text: str) -> list[int]:
     """``"1,5,15"`` -> ``[1, 5, 15]``, with a clear error for anything else."""
@@ -44,6 +53,7 @@ def positive_int(text: str) -> int:
 
 # ---- train ---------------------------------------------------------------------------
 
+@command
 def _add_train(sub: Any) -> None:
     p = sub.add_parser("train", help="train one KNN model per k and write a model directory")
     p.add_argument("--k", type=parse_ks, default=[1, 5, 15, 25, 49],
@@ -90,6 +100,7 @@ def build_predictor(args: argparse.Namespace, *, cache: bool = True) -> Any:
                      trust=args.trust)
 
 
+@command
 def _add_serve(sub: Any) -> None:
     p = sub.add_parser("serve", help="serve the models over HTTP")
     p.add_argument("--backend", default="socket",
@@ -148,6 +159,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return serve(args.backend, config, build_predictor(args, cache=args.cache))
 
 
+@command
 def _add_backends(sub: Any) -> None:
     p = sub.add_parser("backends", help="list the serving backends plugins provide")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -173,10 +185,446 @@ def _cmd_backends(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- data generate / data sample -----------------------------------------------------
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+@command
+def _add_data(sub: Any) -> None:
+    p = sub.add_parser("data", help="make synthetic labelled fish, or sample a data file",
+                       description="Synthetic labelled fish (see docs/data.md) and sampling. "
+                       "File formats by suffix: .csv, .npy, .npz.")
+    actions = p.add_subparsers(dest="data_command", metavar="ACTION")
+    actions.required = True
+    g = actions.add_parser("generate", help="write N synthetic labelled fish to a file")
+    g.add_argument("--rows", type=positive_int, default=10_000_000,
+                   help="how many fish (default: 10,000,000, as in the seed)")
+    g.add_argument("--seed", type=_seed, default=42, help="random seed (default: 42)")
+    g.add_argument("--out", required=True,
+                   help="output file; its suffix picks the format: .csv, .npy or .npz")
+    g.add_argument("--chunk-rows", type=positive_int, default=None,
+                   help="rows generated and written at a time (memory only; the rows "
+                   "do not depend on it)")
+    g.set_defaults(func=_cmd_data_generate)
+    s = actions.add_parser("sample", help="draw N rows at random, without replacement")
+    s.add_argument("--data", default=None,
+                   help="file to sample (.csv, .npy or .npz), read once in chunks; if omitted, "
+                   "the N rows are drawn from the generator directly (the same rows as "
+                   "'data generate --rows N --seed SEED')")
+    s.add_argument("--n", type=positive_int, default=100_000,
+                   help="rows to draw (default: 100,000, as in the seed)")
+    s.add_argument("--seed", type=_seed, default=1, help="random seed (default: 1)")
+    s.add_argument("--out", required=True,
+                   help="output file; its suffix picks the format: .csv, .npy or .npz")
+    s.add_argument("--chunk-rows", type=positive_int, default=None,
+                   help="rows read at a time (memory only; the sample does not depend on it)")
+    s.set_defaults(func=_cmd_data_sample)
+
+
+def _describe_written(written: Any, seconds: float) -> str:
+    share = "" if written.bream_share is None else f", {written.bream_share:.2%} bream"
+    rate = written.rows / seconds if seconds > 0 else float("inf")
+    return (f"wrote {written.rows:,} rows{share} to {written.path} ({written.format}, "
+            f"{written.size / 1e6:,.1f} MB) in {seconds:.2f} s ({rate:,.0f} rows/s)")
+
+
+def _cmd_data_generate(args: argparse.Namespace) -> int:
+    import time
+
+    from . import synth
+
+    start = time.perf_counter()
+    written = synth.write(args.out, args.rows, args.seed,
+                          chunk_rows=args.chunk_rows or synth.CHUNK_ROWS,
+                          progress=not os.environ.get("CI"))
+    print(_describe_written(written, time.perf_counter() - start))
+    return 0
+
+
+def _cmd_data_sample(args: argparse.Namespace) -> int:
+    import time
+
+    from . import datafiles, synth
+
+    start = time.perf_counter()
+    if args.data is None:
+        print(f"no --data: drawing {args.n:,} fish from the generator (seed {args.seed})")
+        written = synth.write(args.out, args.n, args.seed,
+                              chunk_rows=args.chunk_rows or synth.CHUNK_ROWS,
+                              progress=not os.environ.get("CI"))
+    else:
+        chunks = datafiles.iter_chunks(args.data, args.chunk_rows or datafiles.CHUNK_ROWS)
+        drawn = datafiles.sample_chunks(chunks, args.n, args.seed, source=args.data)
+        print(f"sampled {len(drawn.X):,} of {drawn.population:,} rows of {args.data} "
+              f"(seed {args.seed})")
+        written = datafiles.write(args.out, drawn.X, drawn.y)
+    print(_describe_written(written, time.perf_counter() - start))
+    return 0
+
+
+# ---- evaluate ------------------------------------------------------------------------
+
+@command
+def _add_evaluate(sub: Any) -> None:
+    p = sub.add_parser("evaluate", help="accuracy and speed of each k on labelled fish",
+                       description="The seed's k sweep: predict every row of a labelled data "
+                       "file with each k and print accuracy and rows/s. Local: the models "
+                       "run in this process.")
+    p.add_argument("--data", required=True,
+                   help="labelled data file (.csv, .npy or .npz), e.g. from 'data sample'")
+    p.add_argument("--k", type=parse_ks, default=[1, 5, 15, 25, 49],
+                   help="comma-separated neighbour counts (default: 1,5,15,25,49)")
+    p.add_argument("--models", default=None,
+                   help="model directory with a manifest (default: models trained in memory "
+                   "on the 49 built-in fish)")
+    p.add_argument("--trust", action="store_true",
+                   help="load a model file that no manifest vouches for")
+    p.add_argument("--no-fast-path", action="store_true",
+                   help="predict through scikit-learn only, not the exact numpy fast path")
+    p.add_argument("--scale", choices=["standard"], default=None,
+                   help="built-in models only: put a StandardScaler in front of the classifier")
+    p.add_argument("--labels", choices=["en", "ko"], default="en",
+                   help="species names in the table (default: en)")
+    p.add_argument("--chunk-rows", type=positive_int, default=None,
+                   help="rows read and predicted at a time")
+    # Reserved: --url URL (evaluate through a running server) belongs to the remote evaluator.
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _evaluate_predictor(args: argparse.Namespace) -> Any:
+    from .predictor import Predictor
+
+    fast_path = not args.no_fast_path
+    if args.models is None:
+        try:
+            return Predictor(ks=args.k, scale=args.scale, fast_path=fast_path,
+                             labels=args.labels)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    if args.scale is not None:
+        raise ConfigError("--scale applies to the built-in models only; "
+                          "a model directory brings its own")
+    return Predictor(args.models, trust=args.trust, fast_path=fast_path, labels=args.labels)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from . import datafiles
+    from .evaluate import evaluate_chunks, format_table
+
+    chunks = datafiles.iter_chunks(args.data, args.chunk_rows or datafiles.CHUNK_ROWS)
+    # Local evaluation. A remote evaluator (--url) branches here: it produces the
+    # same evaluate.Row list, so format_table prints both alike.
+    rows = evaluate_chunks(_evaluate_predictor(args), chunks, args.k)
+    print(format_table(rows, args.labels))
+    return 0
+
+
+# ---- predict (bulk, through a server) ------------------------------------------------
+
+@command
+def _add_predict(sub: Any) -> None:
+    p = sub.add_parser("predict", help="predict a data file through a running server")
+    p.add_argument("--url", required=True, help="the server, e.g. http://127.0.0.1:8000")
+    p.add_argument("--data", required=True, help="CSV/.npy/.npz file of Length,Weight rows")
+    p.add_argument("--k", type=parse_ks, default=[5], help="comma-separated k (default: 5)")
+    p.add_argument("--out", default="predictions.csv",
+                   help="output CSV: the input columns plus one column per k")
+    p.add_argument("--chunk-rows", type=positive_int, default=200_000,
+                   help="rows per request (memory stays flat; default 200,000)")
+    p.set_defaults(func=_cmd_predict)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from . import datafiles, remote
+
+    total = datafiles.count_rows(args.data)
+    first = next(iter(datafiles.iter_chunks(args.data, 1)), None)
+    has_labels = first is not None and first[1] is not None
+    with tqdm(total=total, unit="rows", unit_scale=True, disable=None, leave=False) as bar:
+        summary = remote.predict_to_csv(args.url, datafiles.iter_chunks(args.data, args.chunk_rows),
+                                        args.k, args.out, has_labels, progress=bar)
+    print(f"wrote {summary.rows:,} rows x {len(args.k)} k to {summary.out} in "
+          f"{summary.seconds:.2f} s ({summary.rows * len(args.k) / summary.seconds:,.0f} "
+          "predictions/s)")
+    return 0
+
+
+# ---- perf ----------------------------------------------------------------------------
+
+@command
+def _add_perf(sub: Any) -> None:
+    p = sub.add_parser("perf", help="benchmark suites: figures and ratios side by side")
+    which = p.add_subparsers(dest="suite", metavar="SUITE", parser_class=_Parser)
+    which.required = True
+    pred = which.add_parser("predictor", help="fast path vs scikit-learn, memory, generation")
+    pred.add_argument("--rows", type=positive_int, default=10_000_000,
+                      help="rows for the chunked-prediction and generation parts")
+    pred.add_argument("--quick", action="store_true", help="shorter timings, at most 1M rows")
+    pred.add_argument("--json", dest="json_out", default=None, metavar="FILE",
+                      help="also write the figures as JSON")
+    pred.set_defaults(func=_cmd_perf_predictor)
+
+
+def _write_json(path: str | None, data: Any) -> None:
+    if path:
+        import json
+
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2)
+
+
+def _cmd_perf_predictor(args: argparse.Namespace) -> int:
+    from .perf import predictor
+
+    _write_json(args.json_out, predictor.run(big_rows=args.rows, quick=args.quick))
+    return 0
+
+
+# ---- cluster up / status / down ------------------------------------------------------
+
+@command
+def _add_cluster(sub: Any) -> None:
+    p = sub.add_parser("cluster", help="run N replicas behind a real nginx on loopback",
+                       description="Start, inspect or stop a local cluster: N `fishpredict "
+                       "serve` replicas behind nginx, configured from the same template as "
+                       "docker/nginx/default.conf (see docs/cluster.md).")
+    actions = p.add_subparsers(dest="cluster_command", metavar="ACTION")
+    actions.required = True
+    run_dir_help = "where the state, logs and nginx config live (default: ./.fishpredict-cluster)"
+    up = actions.add_parser("up", help="start the replicas and nginx, wait until ready, return")
+    up.add_argument("--backend", default="socket",
+                    help="serving backend of every replica (default: socket)")
+    up.add_argument("--replicas", type=positive_int, default=2, help="replicas (default: 2)")
+    up.add_argument("--port", type=positive_int, default=8070,
+                    help="nginx's port (default: 8070)")
+    up.add_argument("--host", default="127.0.0.1",
+                    help="nginx's address (default: 127.0.0.1; replicas are always loopback)")
+    up.add_argument("--workers-per-replica", type=positive_int, default=1,
+                    help="`serve --workers` of each replica (default: 1)")
+    up.add_argument("--models", default=None, metavar="DIR",
+                    help="model directory with manifest.json (default: the embedded models)")
+    up.add_argument("--no-fast-path", dest="fast_path", action="store_false",
+                    help="replicas always predict through scikit-learn")
+    up.add_argument("--run-dir", default=None, help=run_dir_help)
+    up.add_argument("--nginx", default=None, metavar="PATH",
+                    help="nginx binary (default: nginx on PATH, else /usr/sbin/nginx)")
+    up.add_argument("--startup-timeout", type=float, default=60.0,
+                    help="seconds to wait for every process to be ready (default: 60)")
+    up.set_defaults(func=_cmd_cluster_up)
+    st = actions.add_parser("status", help="each process alive or dead, each /readyz")
+    st.add_argument("--run-dir", default=None, help=run_dir_help)
+    st.add_argument("--json", action="store_true", help="print JSON")
+    st.set_defaults(func=_cmd_cluster_status)
+    down = actions.add_parser("down", help="stop everything `up` started, remove the state")
+    down.add_argument("--run-dir", default=None, help=run_dir_help)
+    down.add_argument("--timeout", type=float, default=15.0,
+                      help="seconds each process gets after SIGTERM before SIGKILL (default: 15)")
+    down.set_defaults(func=_cmd_cluster_down)
+
+
+def _cluster(args: argparse.Namespace, **options: Any) -> Any:
+    from pathlib import Path
+
+    try:
+        from .cluster import DEFAULT_RUN_DIR, Cluster, ClusterConfig
+    except ImportError as exc:
+        raise ConfigError(f"fishpredict cluster needs {exc.name}: "
+                          "pip install 'fishpredict[serve,bench]'") from None
+    run_dir = Path(args.run_dir or DEFAULT_RUN_DIR)
+    return Cluster(ClusterConfig(run_dir=run_dir, **options))
+
+
+def _cmd_cluster_up(args: argparse.Namespace) -> int:
+    cluster = _cluster(
+        args, backend=args.backend, replicas=args.replicas, port=args.port, host=args.host,
+        workers_per_replica=args.workers_per_replica, models=args.models,
+        fast_path=args.fast_path, nginx=args.nginx, startup_timeout=args.startup_timeout)
+    url = cluster.up()
+    print(f"fishpredict: cluster of {args.replicas} {args.backend} replica"
+          f"{'s' if args.replicas > 1 else ''} behind nginx on {url} "
+          f"(run dir {cluster.run_dir})", flush=True)
+    return 0
+
+
+def _cmd_cluster_status(args: argparse.Namespace) -> int:
+    import json
+
+    status = _cluster(args).status()
+    if args.json:
+        print(json.dumps({"url": status.url, "run_dir": str(status.run_dir),
+                          "healthy": status.healthy,
+                          "processes": [vars(p) for p in status.processes]}, indent=2))
+    else:
+        print(f"cluster {status.url} (run dir {status.run_dir}): "
+              f"{'healthy' if status.healthy else 'NOT healthy'}")
+        for p in status.processes:
+            print(f"  {p.role:<11} pid {p.pid:<8} port {p.port:<6} "
+                  f"{'alive' if p.alive else 'dead':<6} {p.health}")
+    return 0 if status.healthy else 1
+
+
+def _cmd_cluster_down(args: argparse.Namespace) -> int:
+    cluster = _cluster(args, stop_timeout=args.timeout)
+    if not cluster.state_path.exists():
+        print(f"fishpredict: no cluster in {cluster.run_dir}; nothing to stop")
+        return 0
+    killed = cluster.down()
+    note = f" (killed after {args.timeout:g}s: {', '.join(killed)})" if killed else ""
+    print(f"fishpredict: cluster in {cluster.run_dir} stopped{note}")
+    return 0
+
+
+# ---- bench ---------------------------------------------------------------------------
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _header(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition(":")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected 'Name: value', got {text!r}")
+    return name.strip(), value.strip()
+
+
+@command
+def _add_bench(sub: Any) -> None:
+    p = sub.add_parser(
+        "bench", help="load-test a server (closed or open model); `bench selfcheck`: engine vs wrk",
+        description="Load-test a fishpredict server. Closed model (nGrinder style): PROCESSES x "
+                    "THREADS virtual users, each one keep-alive connection with one request in "
+                    "flight. Open model (--rate): requests at fixed intended times, latency from "
+                    "the intended time. `fishpredict bench selfcheck` starts its own nginx and "
+                    "compares this engine with wrk. See docs/bench.md.")
+    p.add_argument("url", metavar="URL",
+                   help="target, e.g. http://127.0.0.1:8000 (loopback only unless "
+                        "--allow-remote); or `selfcheck`")
+    g = p.add_argument_group("load shape")
+    g.add_argument("--processes", type=positive_int, default=1,
+                   help="worker processes, each with its own event loop (default 1)")
+    g.add_argument("--threads", type=positive_int, default=16,
+                   help="virtual users per process (closed model; default 16)")
+    g.add_argument("--duration", type=_positive_float, default=None, metavar="SECONDS",
+                   help="run time (default 10 s, or until --requests; at most 3600 s)")
+    g.add_argument("--requests", type=positive_int, default=None, metavar="N",
+                   help="stop after N requests in total")
+    g.add_argument("--ramp-up", type=_positive_float, default=None, metavar="SECONDS",
+                   help="add users stepwise: a step every SECONDS (closed model)")
+    g.add_argument("--ramp-step", type=positive_int, default=None, metavar="USERS",
+                   help="users added per ramp-up step (default: a tenth of all users)")
+    g.add_argument("--ramp-initial", type=int, default=None, metavar="USERS",
+                   help="users running from the start (default: one step)")
+    g.add_argument("--rate", type=_positive_float, default=None, metavar="R",
+                   help="open model: R requests/s in total at fixed intended send times")
+    g.add_argument("--connections", type=positive_int, default=None,
+                   help="open model: connections in total (default: rate/1000, 16..256)")
+    g.add_argument("--late-ms", type=_positive_float, default=2.0,
+                   help="open model: a send later than this counts as late (default 2 ms)")
+    g.add_argument("--timeout", type=_positive_float, default=5.0, metavar="SECONDS",
+                   help="per-request timeout (default 5 s)")
+    r = p.add_argument_group("requests")
+    r.add_argument("--endpoint", choices=["fish", "batch", "get"], default="fish",
+                   help="fish: GET /fish; batch: POST /predict; get: GET the URL as given")
+    r.add_argument("--batch-rows", type=positive_int, default=16,
+                   help="rows per POST /predict request (default 16)")
+    r.add_argument("--body", choices=["json", "npy"], default="json",
+                   help="batch body format (default json)")
+    r.add_argument("--k", type=parse_ks, default=[5], help="k, or a list cycled: 1,5,15")
+    r.add_argument("--data", default=None, metavar="FILE",
+                   help="rows from a CSV/.npy/.npz file (Length,Weight[,Species]); "
+                        "default: generated fish")
+    r.add_argument("--pool-size", type=positive_int, default=1024,
+                   help="distinct pre-built requests (default 1024)")
+    r.add_argument("--seed", type=int, default=0, help="seed for generated or sampled rows")
+    r.add_argument("--no-check", dest="check", action="store_false",
+                   help="do not check answers against the labels")
+    r.add_argument("--header", type=_header, action="append", default=[], metavar="'N: V'",
+                   help="extra request header (repeatable)")
+    o = p.add_argument_group("engine and output")
+    o.add_argument("--engine", choices=["native", "wrk"], default="native",
+                   help="native (default) or wrk, for comparison")
+    o.add_argument("--compare-wrk", action="store_true",
+                   help="run the native engine, then wrk, same settings; print both")
+    o.add_argument("--no-uvloop", dest="uvloop", action="store_false",
+                   help="use asyncio's own event loop")
+    o.add_argument("--allow-remote", action="store_true",
+                   help="allow a non-loopback target (only a host you own)")
+    o.add_argument("--out-json", default=None, metavar="FILE", help="write the result as JSON")
+    o.add_argument("--out-csv", default=None, metavar="FILE",
+                   help="write the per-second timeline as CSV")
+    o.add_argument("--chart", default=None, metavar="FILE.png",
+                   help="draw TPS, latency and users over time")
+    o.add_argument("--quiet", action="store_true", help="no live progress")
+    s = p.add_argument_group("selfcheck (URL = selfcheck)")
+    s.add_argument("--rounds", type=positive_int, default=3,
+                   help="wrk/native pairs to run (default 3)")
+    s.add_argument("--users", type=int, default=1000,
+                   help="virtual users of the final many-users phase (0 skips it)")
+    p.set_defaults(func=_cmd_bench)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.url == "selfcheck":
+        from .bench.selfcheck import selfcheck
+
+        report = selfcheck(seconds=args.duration or 5.0, connections=args.connections or 64,
+                           rounds=args.rounds, users=args.users, processes=args.processes)
+        return 0 if report.speed_ok and report.users_ok else 1
+
+    from .bench import BenchConfig, run_bench
+    from .bench.report import format_text, write_csv, write_json
+
+    config = BenchConfig(
+        url=args.url, processes=args.processes, threads=args.threads, duration_s=args.duration,
+        requests=args.requests, ramp_up_s=args.ramp_up, ramp_step=args.ramp_step,
+        ramp_initial=args.ramp_initial, rate=args.rate, connections=args.connections,
+        endpoint=args.endpoint, batch_rows=args.batch_rows, body=args.body, ks=tuple(args.k),
+        data=args.data, pool_size=args.pool_size, seed=args.seed, check_answers=args.check,
+        timeout_s=args.timeout, late_ms=args.late_ms, engine=args.engine,
+        allow_remote=args.allow_remote, use_uvloop=args.uvloop,
+        progress=not args.quiet, extra_headers=tuple(args.header),
+    ).validated()
+    result = run_bench(config)
+    print(format_text(result))
+    if args.compare_wrk and config.engine == "native":
+        other = run_bench(config.with_(engine="wrk", progress=False))
+        print()
+        print(format_text(other))
+        ratio = result.rps / other.rps if other.rps else float("nan")
+        print(f"\nnative {result.rps:,.0f} req/s   wrk {other.rps:,.0f} req/s   "
+              f"native/wrk {ratio:.3f}")
+    try:
+        if args.out_json:
+            write_json(result, args.out_json)
+        if args.out_csv:
+            write_csv(result, args.out_csv)
+        if args.chart:
+            from .bench.chart import write_chart
+
+            write_chart(result, args.chart)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {exc.filename}: {exc.strerror}") from None
+    return 0 if result.successes else 1
+
+
 # ---- the parser ----------------------------------------------------------------------
 
-#: every command's parser builder, in the order ``--help`` lists them
-COMMANDS: list[Callable[[Any], None]] = [_add_train, _add_serve, _add_backends]
 
 
 class _Parser(argparse.ArgumentParser):

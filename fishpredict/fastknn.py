@@ -47,6 +47,7 @@ class FastKNN:
     __slots__ = (
         "_fit_c",
         "_fit_t",
+        "_y_codes",
         "_mean",
         "_one_hot",
         "_scale",
@@ -68,6 +69,7 @@ class FastKNN:
         self.n_train = int(fit_X.shape[0])
         self._fit_t = np.ascontiguousarray(fit_X.T)  # (2, m), for batches
         self._fit_c = fit_X[:, 0] + 1j * fit_X[:, 1]  # complex points, for one row
+        self._y_codes = y_codes
         self._one_hot = np.eye(len(self.classes), dtype=np.int32)[y_codes]  # (m, C)
         self._votes_all = int(np.argmax(self._one_hot.sum(axis=0)))
         self._mean: FloatArray | None = None
@@ -120,15 +122,24 @@ class FastKNN:
         return out
 
     def _chunk(self, Z: FloatArray) -> tuple[IntArray, npt.NDArray[np.bool_]]:
-        d0 = Z[:, 0:1] - self._fit_t[0]
+        d2 = Z[:, 0:1] - self._fit_t[0]  # (n, m) squared distances, built in place
         d1 = Z[:, 1:2] - self._fit_t[1]
-        d2 = d0 * d0
-        d2 += d1 * d1
+        d2 *= d2
+        d1 *= d1
+        d2 += d1
         k = self.k
+        if k == 1:  # nearest neighbour: argmin, then the runner-up for the tie check
+            nearest = np.argmin(d2, axis=1)
+            rows = np.arange(d2.shape[0])
+            best = d2[rows, nearest]
+            d2[rows, nearest] = np.inf
+            second = d2.min(axis=1)
+            codes: IntArray = self._y_codes[nearest]
+            return codes, (second - best) <= TIE_RTOL * second + 1e-12
         part = np.partition(d2, (k - 1, k), axis=1)
         kth, rest = part[:, k - 1], part[:, k]
-        votes = (d2 <= kth[:, None]) @ self._one_hot
         tied = (rest - kth) <= TIE_RTOL * rest + 1e-12
+        votes = (d2 <= kth[:, None]) @ self._one_hot
         return np.argmax(votes, axis=1).astype(np.intp), tied
 
     def predict(self, X: FloatArray) -> npt.NDArray[Any]:
