@@ -99,9 +99,37 @@ class FastKNN:
         part = np.partition(d, (k - 1, k))
         kth, rest = part[k - 1], part[k]
         if rest - kth <= TIE_RTOL * rest + 1e-12:
+            codes, open_ = self._settle(d[None, :], np.array([kth]), np.array([rest]))
+            if not open_[0]:
+                return int(codes[0])
             label = self.fallback.predict(np.array([[length, weight]], dtype=np.float64))[0]
             return int(np.searchsorted(self.classes, label))
         return int(np.argmax((d <= kth) @ self._one_hot))
+
+    def _settle(self, d: FloatArray, kth: FloatArray, rest: FloatArray
+                ) -> tuple[IntArray, npt.NDArray[np.bool_]]:
+        """Answer boundary-tie rows whose vote does not depend on the tie.
+
+        For each row, points clearly nearer than the k-th distance are in any
+        k-nearest set; the rest of the set is drawn from the *band* of points
+        tied with the k-th distance. If every possible draw gives the same
+        winner, that is scikit-learn's answer too. Returns the codes and a mask
+        of rows still open (to be asked of scikit-learn).
+        """
+        tol = (TIE_RTOL * rest + 1e-12)[:, None]
+        inside = d < kth[:, None] - tol
+        band = np.abs(d - kth[:, None]) <= tol
+        need = self.k - inside.sum(axis=1)
+        v_in = inside @ self._one_hot
+        in_band = band @ self._one_hot
+        if self._one_hot.shape[1] == 2:
+            lo = v_in[:, 1] + np.maximum(0, need - in_band[:, 0])
+            hi = v_in[:, 1] + np.minimum(need, in_band[:, 1])
+            win_lo, win_hi = 2 * lo > self.k, 2 * hi > self.k  # a tied vote goes to class 0
+            return win_lo.astype(np.intp), win_lo != win_hi
+        single = np.count_nonzero(in_band, axis=1) == 1
+        votes = v_in + (in_band > 0) * need[:, None]
+        return np.argmax(votes, axis=1).astype(np.intp), ~single
 
     def predict_codes(self, X: FloatArray) -> IntArray:
         """Class indices (into ``classes``) for every row of an (n, 2) array."""
@@ -135,12 +163,28 @@ class FastKNN:
             d2[rows, nearest] = np.inf
             second = d2.min(axis=1)
             codes: IntArray = self._y_codes[nearest]
-            return codes, (second - best) <= TIE_RTOL * second + 1e-12
+            tied = (second - best) <= TIE_RTOL * second + 1e-12
+            if tied.any():
+                d2[rows, nearest] = best
+                return self._settle_rows(d2, codes, tied, best, second)
+            return codes, tied
         part = np.partition(d2, (k - 1, k), axis=1)
         kth, rest = part[:, k - 1], part[:, k]
         tied = (rest - kth) <= TIE_RTOL * rest + 1e-12
         votes = (d2 <= kth[:, None]) @ self._one_hot
-        return np.argmax(votes, axis=1).astype(np.intp), tied
+        codes = np.argmax(votes, axis=1).astype(np.intp)
+        if tied.any():
+            return self._settle_rows(d2, codes, tied, kth, rest)
+        return codes, tied
+
+    def _settle_rows(self, d2: FloatArray, codes: IntArray, tied: npt.NDArray[np.bool_],
+                     kth: FloatArray, rest: FloatArray) -> tuple[IntArray, npt.NDArray[np.bool_]]:
+        rows = np.flatnonzero(tied)
+        settled, open_ = self._settle(d2[rows], kth[rows], rest[rows])
+        codes[rows] = settled
+        still = np.zeros_like(tied)
+        still[rows[open_]] = True
+        return codes, still
 
     def predict(self, X: FloatArray) -> npt.NDArray[Any]:
         """Class labels, like ``estimator.predict``."""

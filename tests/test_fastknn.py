@@ -80,8 +80,12 @@ def test_large_batch_spans_chunks() -> None:
     fast = fastknn.compile_knn(est)
     assert fast is not None
     rng = np.random.default_rng(3)
-    X = np.column_stack([rng.uniform(5, 45, 3 * fastknn.CHUNK_ROWS + 17),
-                         rng.uniform(0, 1100, 3 * fastknn.CHUNK_ROWS + 17)])
+    X = np.column_stack(
+        [
+            rng.uniform(5, 45, 3 * fastknn.CHUNK_ROWS + 17),
+            rng.uniform(0, 1100, 3 * fastknn.CHUNK_ROWS + 17),
+        ]
+    )
     assert np.array_equal(fast.predict(X), est.predict(X))
 
 
@@ -122,3 +126,38 @@ def test_check_counts_disagreements() -> None:
     assert fast is not None
     fast._one_hot = fast._one_hot[:, ::-1].copy()  # swap the classes' votes
     assert fastknn.check(fast) > 0
+
+
+def test_three_classes_with_ties_match_sklearn() -> None:
+    X, _, queries = tie_world()
+    y = np.random.default_rng(5).integers(0, 3, len(X))
+    for k in (1, 2, 3, 5, 8):
+        est = KNeighborsClassifier(n_neighbors=k, algorithm="kd_tree").fit(X, y)
+        fast = fastknn.compile_knn(est)
+        assert fast is not None
+        assert np.array_equal(fast.predict(queries), est.predict(queries))
+        assert [fast.classes[fast.predict_one(a, b)] for a, b in queries] == list(
+            est.predict(queries)
+        )
+
+
+@pytest.mark.parametrize("k", [1, 5, 15, 25])
+def test_ties_that_cannot_change_the_vote_are_settled_without_sklearn(k: int) -> None:
+    """Generated data sits on a 0.1 grid: exact ties are common, yet the vote
+    rarely depends on them, so scikit-learn is asked about almost no row."""
+    from fishpredict import synth
+
+    X, _ = synth.sample(50_000, seed=3)
+    est = artifacts.train(k)
+    fast = fastknn.compile_knn(est)
+    assert fast is not None
+    asked: list[int] = []
+
+    class Spy:
+        def predict(self, rows: np.ndarray) -> np.ndarray:
+            asked.append(len(rows))
+            return est.predict(rows)
+
+    fast.fallback = Spy()
+    assert np.array_equal(fast.predict(X), est.predict(X))
+    assert sum(asked) < len(X) // 1000
