@@ -295,7 +295,9 @@ def _add_evaluate(sub: Any) -> None:
                    help="species names in the table (default: en)")
     p.add_argument("--chunk-rows", type=positive_int, default=None,
                    help="rows read and predicted at a time")
-    # Reserved: --url URL (evaluate through a running server) belongs to the remote evaluator.
+    p.add_argument("--url", default=None,
+                   help="evaluate through a running server (its .npy batch endpoint) instead "
+                   "of in this process, e.g. http://127.0.0.1:8000")
     p.set_defaults(func=_cmd_evaluate)
 
 
@@ -320,9 +322,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_chunks, format_table
 
     chunks = datafiles.iter_chunks(args.data, args.chunk_rows or datafiles.CHUNK_ROWS)
-    # Local evaluation. A remote evaluator (--url) branches here: it produces the
-    # same evaluate.Row list, so format_table prints both alike.
-    rows = evaluate_chunks(_evaluate_predictor(args), chunks, args.k)
+    if args.url is not None:
+        from .remote import evaluate_remote
+
+        if args.models or args.scale or args.no_fast_path or args.trust:
+            raise ConfigError("--models/--scale/--no-fast-path/--trust apply to local "
+                              "evaluation; with --url the server's models answer")
+        print(f"through {args.url} (POST /predict, .npy batches; rows/s = request time)")
+        rows = evaluate_remote(args.url, chunks, args.k)
+    else:
+        rows = evaluate_chunks(_evaluate_predictor(args), chunks, args.k)
     print(format_table(rows, args.labels))
     return 0
 
