@@ -42,7 +42,7 @@ def make_models(directory: Path) -> None:
 
 def load_model(k: int) -> object:
     with open(MODEL_DIR / f"model_k{k}.pkl", "rb") as f:
-        return pickle.load(f)  # noqa: S301 - the seed's design, measured on purpose
+        return pickle.load(f)  # the seed's design (unsafe on untrusted files), measured on purpose
 
 
 @app.get("/fish")
