@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .errors import (
     BackendUnavailableError,
+    ClusterError,
     ConfigError,
     DataError,
     FishpredictError,
@@ -26,6 +27,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BackendUnavailableError",
+    "ClusterError",
     "ConfigError",
     "DataError",
     "FishpredictError",

@@ -85,3 +85,10 @@ class ConfigError(FishpredictError):
 
     code = "bad_config"
     status = 400
+
+
+class ClusterError(FishpredictError):
+    """A local cluster (replicas behind nginx) cannot be started, found or stopped."""
+
+    code = "cluster_failed"
+    status = 500
