@@ -47,11 +47,11 @@ class FastKNN:
     __slots__ = (
         "_fit_c",
         "_fit_t",
-        "_y_codes",
         "_mean",
         "_one_hot",
         "_scale",
         "_votes_all",
+        "_y_codes",
         "classes",
         "fallback",
         "k",

@@ -159,7 +159,7 @@ def test_empty_batch() -> None:
 def test_missing_and_corrupt_files(tmp_path: Path, model_dir: Path) -> None:
     with pytest.raises(ModelLoadError, match="not found"):
         Predictor(tmp_path / "nowhere")
-    with pytest.raises(ModelLoadError, match="no manifest.json"):
+    with pytest.raises(ModelLoadError, match=r"no manifest\.json"):
         Predictor(tmp_path)
     (model_dir / "knn-k1.joblib").unlink()
     with pytest.raises(ModelLoadError, match="model file not found"):

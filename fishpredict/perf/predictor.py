@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -120,11 +121,11 @@ def run(big_rows: int = 10_000_000, chunk_rows: int = 1_000_000, quick: bool = F
     from fishpredict import synth
 
     X, _ = synth.sample(100_000, seed=7)
-    rows = [("k", "scikit-learn ms", "fast path ms", "fast/sklearn speed")]
-    batch = {}
+    rows: list[tuple[str, ...]] = [("k", "scikit-learn ms", "fast path ms", "fast/sklearn speed")]
+    batch: dict[int, tuple[float, float]] = {}
     for k in fast.ks:
-        t_fast = _per_call(lambda k=k: fast.predict_codes(X, k), secs / 2, min_calls=3)
-        t_sk = _per_call(lambda k=k: slow.predict_codes(X, k), secs / 2, min_calls=3)
+        t_fast = _per_call(partial(fast.predict_codes, X, k), secs / 2, min_calls=3)
+        t_sk = _per_call(partial(slow.predict_codes, X, k), secs / 2, min_calls=3)
         batch[k] = (t_sk, t_fast)
         rows.append((str(k), f"{t_sk * 1e3:.1f}", f"{t_fast * 1e3:.1f}", f"{t_sk / t_fast:.2f}x"))
     say("\n## 100,000 rows")
