@@ -15,20 +15,12 @@ import resource
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import numpy as np
 
 from .machine import header, table
-
-
-@dataclass
-class Figure:
-    name: str
-    value: float
-    unit: str
 
 
 def _per_call(fn: Callable[[], Any], min_seconds: float, min_calls: int = 50) -> float:
