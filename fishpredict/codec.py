@@ -77,6 +77,10 @@ def loads(body: bytes) -> Any:
         raise InvalidInputError("JSON is nested too deeply") from None
 
 
+def _has_bool(rows: list[Any]) -> bool:
+    return any(isinstance(v, bool) for row in rows if isinstance(row, list) for v in row)
+
+
 def instances_from_json(doc: Any) -> npt.NDArray[np.float64]:
     """Rows of (length, weight) from ``{"instances": [[l, w], ...]}`` or one fish
     ``{"length": l, "weight": w}``."""
@@ -101,6 +105,8 @@ def instances_from_json(doc: Any) -> npt.NDArray[np.float64]:
             raise InvalidInputError(
                 '"instances" must be a list of [length, weight] pairs of numbers'
             )
+        if arr.dtype.kind == "f" and _has_bool(rows):  # numpy turns [true, 1.5] into floats
+            raise InvalidInputError('"instances" must hold numbers, not true/false')
         return arr.astype(np.float64, copy=False)
     if "length" in doc or "weight" in doc:
         values = []

@@ -57,6 +57,9 @@ class Response:
     headers: tuple[tuple[str, str], ...] = ()
 
 
+#: methods that get their own metric label; any other is counted as "other"
+KNOWN_METHODS: Final = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+
 REASONS: Final = {
     200: "OK",
     400: "Bad Request",
@@ -197,7 +200,7 @@ class Service:
         if self.metrics is not None:
             self.metrics.observe(
                 route if route in self._routes else "other",
-                method,
+                method if method in KNOWN_METHODS else "other",
                 status,
                 time.perf_counter() - start,
             )
@@ -245,11 +248,10 @@ class Service:
         k = params.get("k")
         if k is None or k == "":
             return predictor.model(None)
-        try:
-            kk = int(k)
-        except ValueError:
-            raise InvalidInputError(f"k must be an integer, got {k[:40]!r}") from None
-        return predictor.model(kk)
+        digits = k[1:] if k[:1] in "+-" else k
+        if not (digits.isascii() and digits.isdigit() and len(digits) <= 9):
+            raise InvalidInputError(f"k must be an integer, got {k[:40]!r}")
+        return predictor.model(int(k))
 
     def _labels(self, params: Mapping[str, str]) -> Language:
         lang = params.get("labels")

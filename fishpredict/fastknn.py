@@ -98,7 +98,7 @@ class FastKNN:
         d = np.abs(self._fit_c - complex(x, y))
         part = np.partition(d, (k - 1, k))
         kth, rest = part[k - 1], part[k]
-        if rest - kth <= TIE_RTOL * rest + 1e-12:
+        if not rest - kth > TIE_RTOL * rest + 1e-12:  # a tie (or an overflow: nan/inf)
             codes, open_ = self._settle(d[None, :], np.array([kth]), np.array([rest]))
             if not open_[0]:
                 return int(codes[0])
@@ -116,6 +116,7 @@ class FastKNN:
         winner, that is scikit-learn's answer too. Returns the codes and a mask
         of rows still open (to be asked of scikit-learn).
         """
+        overflow = ~(np.isfinite(kth) & np.isfinite(rest))
         tol = (TIE_RTOL * rest + 1e-12)[:, None]
         inside = d < kth[:, None] - tol
         band = np.abs(d - kth[:, None]) <= tol
@@ -126,10 +127,10 @@ class FastKNN:
             lo = v_in[:, 1] + np.maximum(0, need - in_band[:, 0])
             hi = v_in[:, 1] + np.minimum(need, in_band[:, 1])
             win_lo, win_hi = 2 * lo > self.k, 2 * hi > self.k  # a tied vote goes to class 0
-            return win_lo.astype(np.intp), win_lo != win_hi
+            return win_lo.astype(np.intp), (win_lo != win_hi) | overflow
         single = np.count_nonzero(in_band, axis=1) == 1
         votes = v_in + (in_band > 0) * need[:, None]
-        return np.argmax(votes, axis=1).astype(np.intp), ~single
+        return np.argmax(votes, axis=1).astype(np.intp), ~single | overflow
 
     def predict_codes(self, X: FloatArray) -> IntArray:
         """Class indices (into ``classes``) for every row of an (n, 2) array."""
@@ -140,7 +141,8 @@ class FastKNN:
         tied_rows: list[IntArray] = []
         for start in range(0, n, CHUNK_ROWS):
             chunk = X[start : start + CHUNK_ROWS]
-            codes, tied = self._chunk(self._transform(chunk))
+            with np.errstate(over="ignore", invalid="ignore"):  # huge values: see _chunk
+                codes, tied = self._chunk(self._transform(chunk))
             out[start : start + CHUNK_ROWS] = codes
             if tied.any():
                 tied_rows.append(np.flatnonzero(tied) + start)
@@ -163,14 +165,16 @@ class FastKNN:
             d2[rows, nearest] = np.inf
             second = d2.min(axis=1)
             codes: IntArray = self._y_codes[nearest]
-            tied = (second - best) <= TIE_RTOL * second + 1e-12
+            tied = ~((second - best) > TIE_RTOL * second + 1e-12)
             if tied.any():
                 d2[rows, nearest] = best
                 return self._settle_rows(d2, codes, tied, best, second)
             return codes, tied
         part = np.partition(d2, (k - 1, k), axis=1)
         kth, rest = part[:, k - 1], part[:, k]
-        tied = (rest - kth) <= TIE_RTOL * rest + 1e-12
+        # Distances that overflow (values near 1e154 and up) compare as ties, so those
+        # rows go to scikit-learn too.
+        tied = ~((rest - kth) > TIE_RTOL * rest + 1e-12)
         votes = (d2 <= kth[:, None]) @ self._one_hot
         codes = np.argmax(votes, axis=1).astype(np.intp)
         if tied.any():

@@ -16,6 +16,7 @@ is unpickled on every call. It exists only so benchmarks can compare.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -218,11 +219,18 @@ def _embedded_models(
 
 # ---- input checking ------------------------------------------------------------------
 
+#: a number as text: ASCII decimal (optional sign, fraction, exponent), or nan/inf
+#: (accepted here so they get the "must be finite" message)
+_DECIMAL = re.compile(r"\s*[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|nan|inf|infinity)\s*\Z",
+                      re.IGNORECASE | re.ASCII)
+
 
 def check_value(name: str, value: Any) -> float:
     """``value`` as a float if it is a finite, non-negative number, else InvalidInputError."""
     if isinstance(value, bool):
         raise InvalidInputError(f"{name} must be a number, got a boolean")
+    if isinstance(value, str) and not _DECIMAL.match(value):
+        raise InvalidInputError(f"{name} must be a number, got {value[:40]!r}")
     try:
         x = float(value)
     except (TypeError, ValueError):

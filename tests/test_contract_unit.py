@@ -310,11 +310,6 @@ def test_metrics_off_is_404(predictor: Predictor) -> None:
     assert_error(service.handle("GET", "/metrics", "", {}), 404, "not_found")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="contract gap: the `method` label of fishpredict_requests "
-    "takes any client-sent method, so metric series grow without bound",
-)
 def test_metrics_method_label_is_bounded(service: Service) -> None:
     for i in range(200):
         service.handle(f"X{i}", "/healthz", "", {})
@@ -408,20 +403,10 @@ def test_npy_round_trip() -> None:
         codec.instances_from_npy(codec.npy_bytes(np.array(["a", "b"])))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="contract gap: booleans inside batch rows are taken as "
-    "numbers (true -> 1.0) while a one-fish body refuses them",
-)
 def test_predict_refuses_booleans_in_rows(service: Service) -> None:
     assert post(service, {"instances": [[True, 1.5]]}).status == 400
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="contract gap: query numbers accept Python-only syntax "
-    "(underscores, non-ASCII digits) that the spec's `number`/`integer` do not",
-)
 @pytest.mark.parametrize(
     "qs",
     ["length=1_000&weight=600", "length=%D9%A3%D9%A0&weight=600", "length=30&weight=600&k=%D9%A5"],

@@ -161,3 +161,22 @@ def test_ties_that_cannot_change_the_vote_are_settled_without_sklearn(k: int) ->
     fast.fallback = Spy()
     assert np.array_equal(fast.predict(X), est.predict(X))
     assert sum(asked) < len(X) // 1000
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("k", [1, 5, 25])
+def test_huge_values_match_sklearn_without_warnings(k: int) -> None:
+    """Squared distances overflow near 1e154; those rows go to scikit-learn."""
+    import warnings
+
+    est = artifacts.train(k)
+    fast = fastknn.compile_knn(est)
+    assert fast is not None
+    X = np.array([[1e308, 1e308], [1e200, 5.0], [30.0, 600.0], [1e154, 1e154], [0.0, 1e160]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scikit-learn's own overflow warnings
+        expected = est.predict(X)
+        ours = fast.predict(X)
+        ones = [fast.classes[fast.predict_one(a, b)] for a, b in X]
+    assert list(ours) == list(expected) == ones
+    fast.predict(X)  # and our own path raises no warning (filterwarnings=error)
