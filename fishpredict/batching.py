@@ -4,13 +4,18 @@ scikit-learn's ``predict`` costs about the same for 1 row as for a few hundred,
 so a server that calls it once per request is capped near 1,000 requests/s per
 core. A :class:`MicroBatcher` lives in one event loop. Requests for the same
 model join a queue; one drain task per model takes up to ``max_batch`` rows at
-a time and predicts them in one call on a worker thread, while the event loop
-keeps reading the next requests.
+a time and predicts them in one call.
 
-Adaptive: when a row arrives and nothing is queued or running, it is sent at
-once, so a lone client pays no wait. Rows arriving while a call runs queue up
-and go together in the next call. ``wait_us > 0`` additionally waits up to that
-long for more rows, but only when more than one row is already waiting.
+The call runs in the event loop's own thread. While it runs, new requests wait
+in the kernel's socket buffers; as soon as it returns, the loop reads all of
+them, and they go together in the next call: the busier the server, the bigger
+the batches. (A worker thread was measured slower: ``predict`` holds the GIL
+for most of its time, so the hand-off only added cost.)
+
+Adaptive: when a row arrives and nothing is queued or running, it is sent on
+the next turn of the loop, so a lone client pays no wait. ``wait_us > 0``
+additionally waits up to that long for more rows, but only when more than one
+row is already waiting.
 
 Each caller gets the answer for its own row. If a batched call raises, the rows
 are retried one by one, so an error in one row fails only that row's request.
@@ -19,7 +24,6 @@ are retried one by one, so an error in one row fails only that row's request.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -49,16 +53,10 @@ class MicroBatcher:
         self.wait_s = wait_us / 1e6
         self.metrics = metrics
         self._queues: dict[int, _Queue] = {}
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         #: calls made and rows predicted (for tests and benchmarks)
         self.calls = 0
         self.rows = 0
-
-    def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
-        if self._pool is None:
-            self._pool = concurrent.futures.ThreadPoolExecutor(1, "fishpredict-batch")
-        return self._pool
 
     async def predict_one(self, model: LoadedModel, length: float, weight: float) -> int:
         """The class index for one row, predicted together with its neighbours in time."""
@@ -77,7 +75,6 @@ class MicroBatcher:
         return await fut
 
     async def _drain(self, key: int, q: _Queue) -> None:
-        loop = asyncio.get_running_loop()
         try:
             while q.rows:
                 if self.wait_s > 0 and 1 < len(q.rows) < self.max_batch:
@@ -86,9 +83,10 @@ class MicroBatcher:
                 del q.rows[: self.max_batch]
                 X = np.array([(x, w) for x, w, _ in batch], dtype=np.float64)
                 try:
-                    codes = await loop.run_in_executor(self._executor(), q.model.predict_codes, X)
+                    codes = q.model.predict_codes(X)
                 except Exception:
-                    await self._one_by_one(batch, q.model)
+                    self._one_by_one(batch, q.model)
+                    await asyncio.sleep(0)
                     continue
                 self.calls += 1
                 self.rows += len(batch)
@@ -97,18 +95,17 @@ class MicroBatcher:
                 for (_, _, fut), code in zip(batch, codes.tolist(), strict=True):
                     if not fut.done():
                         fut.set_result(code)
+                await asyncio.sleep(0)  # let the loop read what arrived during the call
         finally:
             q.running = False
             if not q.rows and self._queues.get(key) is q:
                 del self._queues[key]
 
-    async def _one_by_one(
-        self, batch: list[tuple[float, float, asyncio.Future[int]]], model: LoadedModel
-    ) -> None:
-        loop = asyncio.get_running_loop()
+    def _one_by_one(self, batch: list[tuple[float, float, asyncio.Future[int]]],
+                    model: LoadedModel) -> None:
         for x, w, fut in batch:
             try:
-                code = await loop.run_in_executor(self._executor(), model.predict_code, x, w)
+                code = model.predict_code(x, w)
             except Exception as exc:  # only this row's caller sees it
                 if not fut.done():
                     fut.set_exception(exc)
@@ -119,6 +116,4 @@ class MicroBatcher:
                     fut.set_result(code)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        """Kept for symmetry with other resources; the batcher holds no threads."""

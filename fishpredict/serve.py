@@ -112,9 +112,29 @@ async def _serve_until_signalled(backend: Backend, service: Service, sock: socke
         task.result()  # a backend that returned without being stopped: surface its error
 
 
+def limit_native_threads() -> None:
+    """One BLAS/OpenMP thread per worker process.
+
+    A server's parallelism is its worker processes. scikit-learn's OpenMP
+    thread pool would otherwise compete with the event loop for the cores, and
+    GNU OpenMP's pool does not survive ``fork`` (a forked worker that enters a
+    parallel region can stall), so workers keep native code single-threaded.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a scikit-learn dependency
+        return
+    threadpool_limits(limits=1)
+
+
 def run_worker(backend: Backend, service: Service, sock: socket.socket) -> int:
     """Serve in this process until SIGTERM/SIGINT; the exit code."""
     raise_fd_limit()
+    limit_native_threads()
+    # Everything alive now (models, modules) stays: keep the collector off it, so
+    # full collections under load are short and forked pages stay shared.
+    gc.collect()
+    gc.freeze()
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
     try:
