@@ -2,7 +2,7 @@
 
 Each :class:`Metrics` owns its own ``CollectorRegistry`` (never the global
 one), so several services in one process do not collide. Label children are
-cached: the hot path does one dict lookup and one ``inc``/``observe``.
+kept as plain numbers (see :class:`_HotPath`): the hot path takes one lock.
 With ``--workers N`` each worker process keeps its own metrics, and a scrape
 answered by one worker shows that worker's counts (see docs/metrics.md).
 """
@@ -10,10 +10,15 @@ answered by one worker shows that worker's counts (see docs/metrics.md).
 from __future__ import annotations
 
 import os
-from typing import Any
+import threading
+from bisect import bisect_left
+from collections.abc import Iterator
+from itertools import accumulate
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -38,28 +43,85 @@ LATENCY_BUCKETS = (
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
+#: the ``le`` label of each latency bucket, as prometheus-client writes it
+_LATENCY_LE = [*(floatToGoString(b) for b in LATENCY_BUCKETS), "+Inf"]  # type: ignore[no-untyped-call]
+
+
+class _HotPath:
+    """Request counts, latency histogram and prediction counts, kept as plain
+    numbers under one lock and turned into metric families at scrape time.
+
+    These are updated on every request; prometheus-client's labelled
+    ``Counter.inc``/``Histogram.observe`` cost several microseconds there
+    (a lock per value, a Python loop over the buckets). Same names, same
+    types and same text format for the scraper.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.requests: dict[tuple[str, str, int], int] = {}
+        #: route -> per-bucket counts (not cumulative; the last is +Inf), then the sum
+        self.latency: dict[str, list[float]] = {}
+        self.predictions: dict[str, int] = {}
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        i = bisect_left(LATENCY_BUCKETS, seconds)
+        key = (route, method, status)
+        with self.lock:
+            self.requests[key] = self.requests.get(key, 0) + 1
+            h = self.latency.get(route)
+            if h is None:
+                h = self.latency[route] = [0.0] * (len(LATENCY_BUCKETS) + 2)
+            h[i] += 1
+            h[-1] += seconds
+
+    def predicted(self, model: str, rows: int) -> None:
+        with self.lock:
+            self.predictions[model] = self.predictions.get(model, 0) + rows
+
+    def describe(self) -> Iterator[Metric]:
+        return self._families({}, {}, {})
+
+    def collect(self) -> Iterator[Metric]:
+        with self.lock:
+            requests = dict(self.requests)
+            latency = {route: list(h) for route, h in self.latency.items()}
+            predictions = dict(self.predictions)
+        return self._families(requests, latency, predictions)
+
+    @staticmethod
+    def _families(requests: dict[tuple[str, str, int], int], latency: dict[str, list[float]],
+                  predictions: dict[str, int]) -> Iterator[Metric]:
+        req = CounterMetricFamily("fishpredict_requests", "HTTP requests answered",
+                                  labels=["route", "method", "status"])
+        for (route, method, status), n in sorted(requests.items()):
+            req.add_metric([route, method, str(status)], n)
+        yield req
+        lat = HistogramMetricFamily(
+            "fishpredict_request_duration_seconds",
+            "Time to handle a request, from parsed request to encoded response",
+            labels=["route"])
+        bounds = _LATENCY_LE
+        for route, h in sorted(latency.items()):
+            cumulative = list(accumulate(h[:-1]))
+            lat.add_metric([route], list(zip(bounds, cumulative, strict=True)), h[-1])
+        yield lat
+        pred = CounterMetricFamily("fishpredict_predictions", "Rows predicted", labels=["model"])
+        for model, n in sorted(predictions.items()):
+            pred.add_metric([model], n)
+        yield pred
+
+
 class Metrics:
     """The counters and histograms a fishpredict server exports."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter(
-            "fishpredict_requests",
-            "HTTP requests answered",
-            ["route", "method", "status"],
-            registry=r,
-        )
-        self.latency = Histogram(
-            "fishpredict_request_duration_seconds",
-            "Time to handle a request, from parsed request to encoded response",
-            ["route"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.predictions = Counter(
-            "fishpredict_predictions", "Rows predicted", ["model"], registry=r
-        )
+        self._hot = _HotPath()
+        r.register(self._hot)
+        self.observe = self._hot.observe
+        self.predicted = self._hot.predicted
         self.model_loads = Counter(
             "fishpredict_model_loads", "Model (re)loads, by outcome", ["outcome"], registry=r
         )
@@ -75,26 +137,6 @@ class Metrics:
         )
         self.info = Gauge("fishpredict_worker_info", "This worker process", ["pid"], registry=r)
         self.info.labels(pid=str(os.getpid())).set(1)
-        self._req_children: dict[tuple[str, str, int], Any] = {}
-        self._lat_children: dict[str, Any] = {}
-        self._pred_children: dict[str, Any] = {}
-
-    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        key = (route, method, status)
-        child = self._req_children.get(key)
-        if child is None:
-            child = self._req_children[key] = self.requests.labels(route, method, str(status))
-        child.inc()
-        lat = self._lat_children.get(route)
-        if lat is None:
-            lat = self._lat_children[route] = self.latency.labels(route)
-        lat.observe(seconds)
-
-    def predicted(self, model: str, rows: int) -> None:
-        child = self._pred_children.get(model)
-        if child is None:
-            child = self._pred_children[model] = self.predictions.labels(model)
-        child.inc(rows)
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))
