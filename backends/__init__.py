@@ -1,0 +1,1 @@
+"""The built-in serving backends of fishpredict, imported as ``fishpredict_backends``."""

@@ -1,0 +1,248 @@
+"""The ``aiohttp`` backend: an aiohttp web application with one catch-all route.
+
+The handler turns an aiohttp request into ``(method, path, query, headers,
+body)``, awaits :meth:`fishpredict.contract.Service.handle_async` and writes
+the answer back. Routing, validation and errors all live in the Service, so
+this module only adapts the transport.
+
+aiohttp runs through its runner API (``AppRunner`` + ``SockSite``) inside
+the event loop :mod:`fishpredict.serve` owns, on the socket it already
+bound, with signal handling left to fishpredict. When ``stop`` is set the
+site stops accepting, :meth:`ServiceHandler.drain` waits (up to
+``drain_timeout``) for in-flight requests, bodies still uploading included,
+and only then ``runner.cleanup()`` closes the idle keep-alive connections:
+aiohttp's cleanup alone would stop reading from every connection at once.
+
+Nothing here imports aiohttp at module import time, so ``fishpredict
+backends`` can list this backend when aiohttp is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from fishpredict import hookimpl
+from fishpredict.backend import Backend
+from fishpredict.contract import Response, Service, error
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+log = logging.getLogger("fishpredict.backends.aiohttp")
+
+#: listen backlog handed to the site (asyncio re-listens on the given socket;
+#: aiohttp's default is 128); the same as :func:`fishpredict.serve.bind`'s default
+BACKLOG = 4096
+
+#: seconds ``runner.cleanup()`` may take after our own drain (a request that
+#: raced the stop, a cut-off request's unread body); with the 0.5 s a cancelled
+#: handler gets, the drain stays within drain_timeout + 1.5 s, inside the
+#: 2 s margin fishpredict.serve allows
+CLEANUP_TIMEOUT = 1.0
+
+#: how much of a streamed body to take per read
+_CHUNK = 256 * 1024
+
+
+class ServiceHandler:
+    """The aiohttp handler behind the catch-all route: one Service call per request."""
+
+    def __init__(self, service: Service) -> None:
+        from aiohttp import web
+
+        self._response_class = web.Response
+        self.service = service
+        config = service.config
+        self.max_body = config.max_body_bytes
+        self.max_inflight = config.max_inflight
+        self.body_timeout = config.request_timeout
+        self.retry_after = str(config.retry_after)
+        #: the tasks running a request right now (for the limit and the drain)
+        self._inflight: set[asyncio.Task[Any]] = set()
+        #: set by :meth:`drain`: every answer then closes its connection
+        self.draining = False
+        self._idle = asyncio.Event()
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Answer one request (the route's handler)."""
+        close = False
+        if len(self._inflight) >= self.max_inflight:
+            response = error(
+                503,
+                "overloaded",
+                f"more than {self.max_inflight} requests in flight; retry later",
+                headers=(("Retry-After", self.retry_after),),
+            )
+            return self._reply(response, close)
+        task = asyncio.current_task()
+        assert task is not None
+        self._inflight.add(task)
+        try:
+            response, close = await self._answer(request)
+        except asyncio.CancelledError:
+            # drain() cancels what is still running when drain_timeout runs out.
+            if not self.draining:
+                raise
+            task.uncancel()
+            response, close = _cut_off(self.retry_after), True
+        except Exception:
+            log.exception("aiohttp adapter failed on %s %s", request.method, request.path)
+            response, close = error(500, "internal_error", "internal server error"), True
+        finally:
+            self._inflight.discard(task)
+            if self.draining and not self._inflight:
+                self._idle.set()
+        return self._reply(response, close or self.draining)
+
+    async def drain(self, timeout: float) -> None:
+        """Wait until no request is in flight (at most ``timeout`` seconds), then
+        cancel any still running. From now on every answer closes its connection.
+
+        aiohttp's own shutdown stops reading from every connection at once, so a
+        request whose body is still arriving would be lost; call this after the
+        site stopped accepting and before ``runner.cleanup()``.
+        """
+        self.draining = True
+        if not self._inflight:
+            return
+        self._idle.clear()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
+        except TimeoutError:
+            log.warning(
+                "%d requests still in flight after %gs of draining; cancelling them",
+                len(self._inflight),
+                timeout,
+            )
+            for task in list(self._inflight):
+                task.cancel()
+            # Let the cancelled handlers send their 503 before the runner closes up.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.5):
+                    await self._idle.wait()
+
+    async def _answer(self, request: web.Request) -> tuple[Response, bool]:
+        """The Service's response, and whether to close the connection after it."""
+        method = request.method
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        body = b""
+        if method == "POST" or "content-length" in headers or "transfer-encoding" in headers:
+            length = request.content_length
+            if length is not None:
+                limit = self.service.body_limit_response(length)
+                if limit is not None:
+                    return limit, True  # don't read (or wait for) the refused body
+            try:
+                async with asyncio.timeout(self.body_timeout):
+                    read = await self._read_body(request)
+            except TimeoutError:
+                # as the socket backend words it, so every backend answers alike
+                return error(408, "request_timeout", "request body not received in time"), True
+            if read is None:
+                return self.service.body_limit_response(self.max_body + 1) or error(
+                    413, "payload_too_large", "request body is too large"
+                ), True
+            body = read
+        # The raw request target keeps the query undecoded, as the Service expects;
+        # request.path is the percent-decoded path.
+        query = request.raw_path.partition("?")[2]
+        response = await self.service.handle_async(method, request.path, query, headers, body)
+        return response, False
+
+    async def _read_body(self, request: web.Request) -> bytes | None:
+        """The whole body, or None as soon as it passes ``max_body_bytes``."""
+        content = request.content
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            chunk = await content.read(_CHUNK)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > self.max_body:
+                return None
+            chunks.append(chunk)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _reply(self, response: Response, close: bool) -> web.Response:
+        headers = {"Content-Type": response.content_type}
+        if response.headers:
+            headers.update(response.headers)
+        reply = self._response_class(status=response.status, body=response.body, headers=headers)
+        if close:
+            reply.force_close()
+        return reply
+
+
+def _cut_off(retry_after: str) -> Response:
+    """The answer to a request still running when the drain timeout ran out."""
+    return error(
+        503,
+        "draining",
+        "the server shut down before this request finished",
+        headers=(("Retry-After", retry_after),),
+    )
+
+
+async def _drop_server_header(request: web.Request, response: web.StreamResponse) -> None:
+    """Send no ``Server`` banner (aiohttp adds ``Python/x aiohttp/y`` by default)."""
+    response.headers.popall("Server", None)
+
+
+def build_app(service: Service, handler: ServiceHandler | None = None) -> web.Application:
+    """The aiohttp app: one route, matching every path and method, into the Service
+    (through ``handler``, a new :class:`ServiceHandler` if not given)."""
+    from aiohttp import web
+
+    app = web.Application(client_max_size=service.config.max_body_bytes)
+    app.router.add_route("*", "/{tail:.*}", (handler or ServiceHandler(service)).handle)
+    app.on_response_prepare.append(_drop_server_header)
+    return app
+
+
+class AiohttpBackend(Backend):
+    """aiohttp's web server; graceful drain through ``AppRunner.cleanup``."""
+
+    name: ClassVar[str] = "aiohttp"
+    summary: ClassVar[str] = "aiohttp web application (AppRunner on the shared socket)"
+    requires: ClassVar[tuple[str, ...]] = ("aiohttp",)
+
+    async def serve(self, service: Service, sock: socket.socket, stop: asyncio.Event) -> None:
+        from aiohttp import web
+
+        config = service.config
+        handler = ServiceHandler(service)
+        runner = web.AppRunner(
+            build_app(service, handler),
+            handle_signals=False,  # fishpredict.serve owns signals
+            access_log=None,
+            keepalive_timeout=config.keepalive_timeout,
+            # in-flight requests get drain_timeout in handler.drain(); this is the rest
+            shutdown_timeout=min(CLEANUP_TIMEOUT, config.drain_timeout),
+        )
+        await runner.setup()
+        try:
+            site = web.SockSite(runner, sock, backlog=BACKLOG)
+            await site.start()
+            await stop.wait()
+            await site.stop()  # stop accepting
+            await handler.drain(config.drain_timeout)  # finish in-flight requests
+        finally:
+            # Close idle keep-alive connections (and anything left) and clean up.
+            await runner.cleanup()
+
+
+@hookimpl
+def register_backends(register: Callable[[Backend], None]) -> None:
+    """Register the aiohttp backend (aiohttp is imported only when it serves)."""
+    register(AiohttpBackend())

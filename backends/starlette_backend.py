@@ -1,0 +1,244 @@
+"""The ``starlette`` backend: a Starlette ASGI app served by uvicorn (httptools).
+
+The app is one catch-all route whose endpoint is a plain ASGI callable: it
+turns the ASGI scope into ``(method, path, query, headers, body)``, awaits
+:meth:`fishpredict.contract.Service.handle_async` and writes the answer back.
+Routing, validation and errors all live in the Service, so this module only
+adapts the transport.
+
+uvicorn runs inside the event loop :mod:`fishpredict.serve` owns, on the
+socket it already bound, and without its own signal handlers: fishpredict
+sets ``stop`` on SIGTERM/SIGINT and this backend then asks uvicorn to drain.
+
+Nothing here imports starlette or uvicorn at module import time, so
+``fishpredict backends`` can list this backend when they are missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, ClassVar
+
+from fishpredict import hookimpl
+from fishpredict.backend import Backend
+from fishpredict.contract import Response, Service, error
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+    from starlette.types import Message, Receive, Scope, Send
+
+log = logging.getLogger("fishpredict.backends.starlette")
+
+#: listen backlog handed to the server (asyncio re-listens on the given socket);
+#: the same as :func:`fishpredict.serve.bind`'s default
+BACKLOG = 4096
+
+_CONNECTION_CLOSE = (b"connection", b"close")
+
+
+class _Disconnected(Exception):
+    """The client went away while its request body was being read."""
+
+
+class ServiceEndpoint:
+    """The ASGI callable behind the catch-all route: one Service call per request.
+
+    A class instance rather than a function, so Starlette's ``Route`` treats
+    it as a raw ASGI app and adds no ``Request``/``Response`` objects of its own.
+    """
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        config = service.config
+        self.max_body = config.max_body_bytes
+        self.max_inflight = config.max_inflight
+        self.body_timeout = config.request_timeout
+        self.retry_after = str(config.retry_after)
+        self.inflight = 0
+        self._content_types: dict[str, bytes] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # websockets are not served (uvicorn runs with ws="none")
+            return
+        close = False
+        if self.inflight >= self.max_inflight:
+            response = error(
+                503,
+                "overloaded",
+                f"more than {self.max_inflight} requests in flight; retry later",
+                headers=(("Retry-After", self.retry_after),),
+            )
+            await self._send(send, response, close)
+            return
+        self.inflight += 1
+        try:
+            response, close = await self._answer(scope, receive)
+        except _Disconnected:
+            return
+        except asyncio.CancelledError:
+            # uvicorn cancels what is still running when drain_timeout runs out.
+            if not self.service.draining:
+                raise
+            _uncancel()
+            response, close = _cut_off(self.retry_after), True
+        except Exception:
+            log.exception(
+                "starlette adapter failed on %s %s", scope.get("method"), scope.get("path")
+            )
+            response, close = error(500, "internal_error", "internal server error"), True
+        finally:
+            self.inflight -= 1
+        await self._send(send, response, close)
+
+    async def _answer(self, scope: Scope, receive: Receive) -> tuple[Response, bool]:
+        """The Service's response, and whether to close the connection after it."""
+        method: str = scope["method"]
+        # uvicorn hands header names lower-cased, as ASGI requires.
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        body = b""
+        if method == "POST" or "content-length" in headers or "transfer-encoding" in headers:
+            length = headers.get("content-length")
+            if length is not None and length.isdigit():
+                limit = self.service.body_limit_response(int(length))
+                if limit is not None:
+                    return limit, True  # don't read (or wait for) the refused body
+            try:
+                async with asyncio.timeout(self.body_timeout):
+                    read = await self._read_body(receive)
+            except TimeoutError:
+                # as the socket backend words it, so every backend answers alike
+                return error(408, "request_timeout", "request body not received in time"), True
+            if read is None:
+                return self.service.body_limit_response(self.max_body + 1) or error(
+                    413, "payload_too_large", "request body is too large"
+                ), True
+            body = read
+        query: bytes = scope["query_string"]
+        response = await self.service.handle_async(
+            method, scope["path"], query.decode("latin-1"), headers, body
+        )
+        return response, False
+
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        """The whole body, or None as soon as it passes ``max_body_bytes``."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message: Message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _Disconnected
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                return None
+            if chunk:
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def _send(self, send: Send, response: Response, close: bool) -> None:
+        content_type = self._content_types.get(response.content_type)
+        if content_type is None:
+            content_type = self._content_types[response.content_type] = (
+                response.content_type.encode("latin-1")
+            )
+        raw_headers = [
+            (b"content-type", content_type),
+            (b"content-length", str(len(response.body)).encode()),
+        ]
+        for name, value in response.headers:
+            raw_headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+        if close:
+            raw_headers.append(_CONNECTION_CLOSE)
+        await send(
+            {"type": "http.response.start", "status": response.status, "headers": raw_headers}
+        )
+        await send({"type": "http.response.body", "body": response.body})
+
+
+def _cut_off(retry_after: str) -> Response:
+    """The answer to a request still running when the drain timeout ran out."""
+    return error(
+        503,
+        "draining",
+        "the server shut down before this request finished",
+        headers=(("Retry-After", retry_after),),
+    )
+
+
+def _uncancel() -> None:
+    """Accept the cancellation we just caught, so the task can send its answer."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
+
+
+def build_app(service: Service) -> Starlette:
+    """The Starlette app: one route, matching every path and method, into the Service."""
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    return Starlette(routes=[Route("/{path:path}", ServiceEndpoint(service), methods=None)])
+
+
+class StarletteBackend(Backend):
+    """Starlette on uvicorn with httptools; graceful drain through uvicorn's shutdown."""
+
+    name: ClassVar[str] = "starlette"
+    summary: ClassVar[str] = "Starlette ASGI app on uvicorn (httptools)"
+    requires: ClassVar[tuple[str, ...]] = ("starlette", "uvicorn", "httptools")
+
+    async def serve(self, service: Service, sock: socket.socket, stop: asyncio.Event) -> None:
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            """uvicorn's server without its signal handlers: fishpredict.serve owns signals."""
+
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                yield
+
+        config = service.config
+        uv_config = uvicorn.Config(
+            build_app(service),
+            loop="none",  # we already run inside fishpredict's loop
+            http="httptools",
+            ws="none",
+            lifespan="off",
+            interface="asgi3",
+            log_config=None,  # keep fishpredict's logging setup
+            access_log=False,
+            server_header=False,
+            proxy_headers=False,
+            limit_concurrency=config.max_connections,
+            backlog=BACKLOG,
+            timeout_keep_alive=config.keepalive_timeout,  # type: ignore[arg-type]
+            timeout_graceful_shutdown=config.drain_timeout,  # type: ignore[arg-type]
+        )
+        server = Server(uv_config)
+        serving = asyncio.ensure_future(server.serve(sockets=[sock]))
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            # Stop accepting, close idle keep-alive connections, let in-flight
+            # requests finish within drain_timeout: uvicorn's own shutdown.
+            server.should_exit = True
+            await serving
+        finally:
+            stopping.cancel()
+            if not serving.done():
+                server.force_exit = True
+                serving.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await serving
+
+
+@hookimpl
+def register_backends(register: Callable[[Backend], None]) -> None:
+    """Register the starlette backend (its dependencies are imported only when it serves)."""
+    register(StarletteBackend())
