@@ -38,6 +38,24 @@ log = logging.getLogger("fishpredict.serve")
 
 #: Exit code of a worker whose backend raised.
 WORKER_FAILED = 70
+#: The signals serve handles.
+HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+#: Signals that arrived before the real handlers were in place (see _remember).
+_early: list[int] = []
+
+
+def _remember(signum: int, _frame: object) -> None:
+    """Start-up handler: a SIGTERM sent right after the announce line (or before a
+    worker's event loop runs) is remembered and handled, not fatal. Other threads
+    (BLAS, OpenMP) exist by then, so blocking the signal would not be enough."""
+    _early.append(signum)
+
+
+def _remember_signals(*, forget: bool = True) -> None:
+    if forget:
+        _early.clear()
+    for signum in HANDLED_SIGNALS:
+        signal.signal(signum, _remember)
 
 
 def bind(host: str, port: int, backlog: int = 4096) -> socket.socket:
@@ -98,6 +116,12 @@ async def _serve_until_signalled(backend: Backend, service: Service, sock: socke
     loop.add_signal_handler(signal.SIGTERM, on_stop, "SIGTERM")
     loop.add_signal_handler(signal.SIGINT, on_stop, "SIGINT")
     loop.add_signal_handler(signal.SIGHUP, on_hup)
+    for signum in _early:
+        if signum == signal.SIGHUP:
+            on_hup()
+        else:
+            on_stop(signal.Signals(signum).name)
+    _early.clear()
     task = asyncio.ensure_future(backend.serve(service, sock, stop))
     stopper = asyncio.ensure_future(stop.wait())
     await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -150,18 +174,22 @@ def run_worker(backend: Backend, service: Service, sock: socket.socket) -> int:
 
 
 def _fork_worker(work: Callable[[], int]) -> int:
+    # A signal that reached the child before Python's after-fork reset would be
+    # dropped, so the child starts with them blocked (kept pending by the kernel)
+    # and unblocks once its start-up handler is in place.
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child
         code = 1
         try:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            signal.signal(signal.SIGHUP, signal.SIG_DFL)
+            _remember_signals(forget=False)  # until this worker's event loop handles them
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
             code = work()
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
+    signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     return pid
 
 
@@ -174,10 +202,17 @@ def supervise(work: Callable[[], int], workers: int, drain_timeout: float) -> in
     stopping = False
     received: list[int] = []
 
-    def on_signal(signum: int, _frame: object) -> None:
-        received.append(signum)
+    supervisor = os.getpid()
 
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    def on_signal(signum: int, _frame: object) -> None:
+        if os.getpid() != supervisor:  # a child just forked, before its own handlers
+            _early.append(signum)
+        else:
+            received.append(signum)
+
+    old = {s: signal.signal(s, on_signal) for s in HANDLED_SIGNALS}
+    received.extend(_early)
+    _early.clear()
     try:
         for _ in range(workers):
             children[_fork_worker(work)] = time.monotonic()
@@ -237,6 +272,8 @@ def serve(
     pred = predictor if isinstance(predictor, Predictor) else predictor()
     sock = bind(config.host, config.port)
     port = sock.getsockname()[1]
+    previous = {signum: signal.getsignal(signum) for signum in HANDLED_SIGNALS}
+    _remember_signals()
     if announce is not None:
         print(
             f"fishpredict: serving {len(pred.models())} models with backend {backend.name!r}, "
@@ -255,3 +292,5 @@ def serve(
         return supervise(work, config.workers, config.drain_timeout)
     finally:
         sock.close()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
