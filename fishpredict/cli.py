@@ -382,6 +382,8 @@ def _add_perf(sub: Any) -> None:
     pred.add_argument("--json", dest="json_out", default=None, metavar="FILE",
                       help="also write the figures as JSON")
     pred.set_defaults(func=_cmd_perf_predictor)
+    _add_perf_serving(which)
+    _add_perf_scaling(which)
 
 
 def _write_json(path: str | None, data: Any) -> None:
@@ -397,6 +399,94 @@ def _cmd_perf_predictor(args: argparse.Namespace) -> int:
 
     _write_json(args.json_out, predictor.run(big_rows=args.rows, quick=args.quick))
     return 0
+
+
+def _add_perf_serving(which: Any) -> None:
+    p = which.add_parser(
+        "serving", help="every backend vs the seed's server: req/s, p50, p99, errors, ratios",
+        description="Start the seed's FastAPI server (the baseline), then each backend (1 and "
+                    "2 workers), one at a time, and load each with the same closed-model load "
+                    "from fishpredict's bench engine. See docs/performance.md.")
+    p.add_argument("--duration", type=_positive_float, default=None, metavar="SECONDS",
+                   help="measured seconds per server (default 10; 3 with --quick)")
+    p.add_argument("--connections", type=positive_int, default=64,
+                   help="keep-alive connections, one request in flight each (default 64)")
+    p.add_argument("--backends", default="starlette,aiohttp,socket",
+                   help="comma-separated backends to compare (default: starlette,aiohttp,socket)")
+    p.add_argument("--quick", action="store_true", help="3 s per server, 0.5 s warm-up")
+    p.add_argument("--json", dest="json_out", default=None, metavar="FILE",
+                   help="also write the figures as JSON")
+    p.add_argument("--chart", default=None, metavar="FILE.png",
+                   help="also draw requests/s per server as a PNG")
+    p.set_defaults(func=_cmd_perf_serving)
+
+
+def _cmd_perf_serving(args: argparse.Namespace) -> int:
+    from .perf import serving
+    from .perf.loads import Load
+
+    backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
+    if not backends:
+        raise ConfigError("--backends needs at least one backend")
+    duration = args.duration or (3.0 if args.quick else 10.0)
+    load = Load(duration_s=duration, connections=args.connections,
+                warmup_s=min(0.5 if args.quick else 1.0, duration))
+    figures = serving.run(load, backends)
+    _write_perf_outputs(args, figures, "serving")
+    return 0
+
+
+def _add_perf_scaling(which: Any) -> None:
+    p = which.add_parser(
+        "scaling", help="micro-batching, workers, bulk .npy vs one request per row, vs nginx",
+        description="In one run: micro-batching on vs off and 2 workers vs 1 on the "
+                    "scikit-learn path; 100,000 rows x 5 k through the .npy endpoint vs one "
+                    "GET /fish per row the seed's way; the socket backend vs nginx answering "
+                    "a fixed response. See docs/performance.md.")
+    p.add_argument("--duration", type=_positive_float, default=None, metavar="SECONDS",
+                   help="measured seconds per load (default 10; 3 with --quick)")
+    p.add_argument("--connections", type=positive_int, default=64,
+                   help="keep-alive connections of the many-connections loads (default 64)")
+    p.add_argument("--backends", default="socket",
+                   help="backends for the batching and workers parts (default: socket)")
+    p.add_argument("--bulk-rows", type=positive_int, default=100_000,
+                   help="generated rows of the bulk part (default 100,000)")
+    p.add_argument("--slice", dest="slice_requests", type=positive_int, default=None,
+                   metavar="N", help="sequential GET /fish requests measured and extrapolated "
+                   "(default 2,000; 500 with --quick)")
+    p.add_argument("--quick", action="store_true", help="3 s per load, 0.5 s warm-up")
+    p.add_argument("--json", dest="json_out", default=None, metavar="FILE",
+                   help="also write the figures as JSON")
+    p.add_argument("--chart", default=None, metavar="FILE.png",
+                   help="also draw requests/s per configuration as a PNG")
+    p.set_defaults(func=_cmd_perf_scaling)
+
+
+def _cmd_perf_scaling(args: argparse.Namespace) -> int:
+    from .perf import scaling
+    from .perf.loads import Load
+
+    backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
+    if not backends:
+        raise ConfigError("--backends needs at least one backend")
+    duration = args.duration or (3.0 if args.quick else 10.0)
+    load = Load(duration_s=duration, connections=args.connections,
+                warmup_s=min(0.5 if args.quick else 1.0, duration))
+    figures = scaling.run(load, backends, bulk_rows=args.bulk_rows,
+                          slice_requests=args.slice_requests or (500 if args.quick else 2000))
+    _write_perf_outputs(args, figures, "scaling")
+    return 0
+
+
+def _write_perf_outputs(args: argparse.Namespace, figures: Any, suite: str) -> None:
+    try:
+        _write_json(args.json_out, figures)
+        if args.chart:
+            from .perf.chart import write_chart
+
+            write_chart(figures, suite, args.chart)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {exc.filename}: {exc.strerror}") from None
 
 
 # ---- cluster up / status / down ------------------------------------------------------
@@ -630,6 +720,58 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ConfigError(f"cannot write {exc.filename}: {exc.strerror}") from None
     return 0 if result.successes else 1
+
+
+# ---- experiment ----------------------------------------------------------------------
+
+@command
+def _add_experiment(sub: Any) -> None:
+    p = sub.add_parser("experiment", help="reproduce the seed's experiments, write a report",
+                       description="Experiments from the seed's write-up, run on this machine "
+                       "in one run, reported side by side (Markdown + PNG charts).")
+    which = p.add_subparsers(dest="experiment", metavar="EXPERIMENT")
+    which.required = True
+    s = which.add_parser(
+        "seed", help="the seed's four experiments: unpickle per request, backends, "
+        "nginx + replicas, 100,000 rows per row vs batch",
+        description="Runs on loopback: (1) the seed's FastAPI server unpickling per request "
+        "vs loading once, (2) each fishpredict backend under the same load, (3) one vs two "
+        "replicas behind nginx, (4) 100,000 rows x 5 k per row (extrapolated from a slice) vs "
+        "the batch endpoint. Writes OUT and OUT-without-.md/*.png. Progress on stderr.")
+    s.add_argument("--quick", action="store_true",
+                   help="short loads and slices (about 2 minutes in all; what CI runs)")
+    s.add_argument("--out", default="docs/seed-report.md", metavar="FILE.md",
+                   help="the report (default docs/seed-report.md; charts in docs/seed-report/)")
+    s.add_argument("--duration", type=_positive_float, default=None, metavar="SECONDS",
+                   help="seconds per load (default 30, --quick 5)")
+    s.add_argument("--users", type=positive_int, default=1000,
+                   help="virtual users at the end of the ramp-up (default 1000, as the seed)")
+    s.add_argument("--slice", type=positive_int, default=None, metavar="N",
+                   help="sequential per-row requests timed per k and server "
+                        "(default 2000, --quick 300)")
+    s.set_defaults(func=_cmd_experiment_seed)
+
+
+def _cmd_experiment_seed(args: argparse.Namespace) -> int:
+    import shlex
+    from pathlib import Path
+
+    from .experiment import SeedOptions, run_seed
+
+    argv = ["fishpredict", "experiment", "seed"] + (["--quick"] if args.quick else [])
+    argv += ["--out", args.out]
+    if args.duration is not None:
+        argv += ["--duration", f"{args.duration:g}"]
+    if args.users != 1000:
+        argv += ["--users", str(args.users)]
+    if args.slice is not None:
+        argv += ["--slice", str(args.slice)]
+    options = SeedOptions(out=Path(args.out), quick=args.quick, duration_s=args.duration,
+                          users=args.users, slice_requests=args.slice, command=shlex.join(argv))
+    paths = run_seed(options)
+    for path in paths:
+        print(path)
+    return 0
 
 
 # ---- the parser ----------------------------------------------------------------------

@@ -43,11 +43,11 @@ Int64Array = npt.NDArray[np.int64]
 def bin_index(values: npt.ArrayLike) -> Int64Array:
     """The histogram bin of each value (microseconds, clamped to 0..MAX_VALUE)."""
     v = np.clip(np.asarray(values, dtype=np.int64), 0, MAX_VALUE)
-    # frexp is exact for integers < 2**53: v = m * 2**e with 0.5 <= m < 1, so e = bit length
-    _, bits = np.frexp(v.astype(np.float64))
-    shift = np.maximum(bits.astype(np.int64) - SUB_BITS, 0)
-    big = (_SUB + (shift - 1) * _HALF + (v >> shift) - _HALF).astype(np.int64)
-    return np.where(shift > 0, big, v)
+    # the float64 exponent field is exact for integers < 2**53: bit length = exponent + 1
+    bits = (v.astype(np.float64).view(np.int64) >> 52) - 1022
+    shift = np.maximum(bits - SUB_BITS, 0)
+    # for shift > 0: 2**S + (shift-1) * 2**(S-1) + (v >> shift) - 2**(S-1), simplified
+    return np.where(shift > 0, (v >> shift) + shift * _HALF, v)
 
 
 def bin_bounds(index: npt.ArrayLike) -> tuple[Int64Array, Int64Array]:
@@ -120,8 +120,14 @@ class LatencyHistogram:
     def to_sparse(self) -> dict[str, Any]:
         """A small picklable form: only the non-empty bins."""
         nz = np.flatnonzero(self.counts)
-        return {"idx": nz.astype(np.uint16), "n": self.counts[nz].astype(np.uint32),
-                "total": self.total, "sum": self.sum_us, "min": self.min_us, "max": self.max_us}
+        return {
+            "idx": nz.astype(np.uint16),
+            "n": self.counts[nz].astype(np.uint32),
+            "total": self.total,
+            "sum": self.sum_us,
+            "min": self.min_us,
+            "max": self.max_us,
+        }
 
     @classmethod
     def from_sparse(cls, data: Mapping[str, Any]) -> LatencyHistogram:
@@ -138,12 +144,36 @@ class LatencyHistogram:
         return h
 
 
+def merge_sparse(a: Mapping[str, Any] | None, b: Mapping[str, Any]) -> dict[str, Any]:
+    """Add two sparse histograms (see :meth:`LatencyHistogram.to_sparse`)."""
+    if a is None or not a["total"]:
+        return dict(b)
+    if not b["total"]:
+        return dict(a)
+    idx = np.concatenate([np.asarray(a["idx"], np.int64), np.asarray(b["idx"], np.int64)])
+    n = np.concatenate([np.asarray(a["n"], np.int64), np.asarray(b["n"], np.int64)])
+    uniq, inverse = np.unique(idx, return_inverse=True)
+    counts = np.bincount(inverse, weights=n, minlength=len(uniq)).astype(np.int64)
+    return {
+        "idx": uniq.astype(np.uint16),
+        "n": counts,
+        "total": a["total"] + b["total"],
+        "sum": a["sum"] + b["sum"],
+        "min": min(a["min"], b["min"]),
+        "max": max(a["max"], b["max"]),
+    }
+
+
 @dataclass
 class SecondStats:
-    """Everything that happened in one second of the run, over all workers."""
+    """Everything that happened in one second of the run, over all workers.
+
+    Latencies are kept sparse (only non-empty bins), so an hour-long timeline
+    stays small; :attr:`hist` expands them on demand.
+    """
 
     second: int
-    hist: LatencyHistogram = field(default_factory=LatencyHistogram)
+    sparse: dict[str, Any] | None = None
     errors: Counter[str] = field(default_factory=Counter)
     active_users: int = 0
     sent: int = 0
@@ -155,8 +185,13 @@ class SecondStats:
     span_s: float = 1.0
 
     @property
+    def hist(self) -> LatencyHistogram:
+        """This second's latencies as a (dense) histogram."""
+        return LatencyHistogram.from_sparse(self.sparse) if self.sparse else LatencyHistogram()
+
+    @property
     def successes(self) -> int:
-        return self.hist.total
+        return int(self.sparse["total"]) if self.sparse else 0
 
     @property
     def error_count(self) -> int:
@@ -172,6 +207,7 @@ class Timeline:
 
     def __init__(self) -> None:
         self._seconds: dict[int, SecondStats] = {}
+        self._total = LatencyHistogram()
 
     def add_tick(self, tick: Mapping[str, Any]) -> SecondStats:
         """Merge one worker's tick (see ``worker`` for its fields)."""
@@ -179,7 +215,8 @@ class Timeline:
         s = self._seconds.get(sec)
         if s is None:
             s = self._seconds[sec] = SecondStats(second=sec)
-        s.hist.merge(LatencyHistogram.from_sparse(tick["hist"]))
+        s.sparse = merge_sparse(s.sparse, tick["hist"])
+        self._total.merge(LatencyHistogram.from_sparse(tick["hist"]))
         s.errors.update(tick["errors"])
         s.active_users += int(tick["active"])
         s.sent += int(tick["sent"])
@@ -208,9 +245,9 @@ class Timeline:
             self._seconds[last.second] = last
 
     def total_histogram(self) -> LatencyHistogram:
+        """Every latency of the run in one histogram (a copy)."""
         total = LatencyHistogram()
-        for s in self._seconds.values():
-            total.merge(s.hist)
+        total.merge(self._total)
         return total
 
     def total_errors(self) -> Counter[str]:
