@@ -137,42 +137,20 @@ class ServiceHandler:
         headers = {name.lower(): value for name, value in request.headers.items()}
         body = b""
         if method == "POST" or "content-length" in headers or "transfer-encoding" in headers:
-            length = request.content_length
-            if length is not None:
-                limit = self.service.body_limit_response(length)
-                if limit is not None:
-                    return limit, True  # don't read (or wait for) the refused body
-            try:
-                async with asyncio.timeout(self.body_timeout):
-                    read = await self._read_body(request)
-            except TimeoutError:
-                # as the socket backend words it, so every backend answers alike
-                return error(408, "request_timeout", "request body not received in time"), True
-            if read is None:
-                return self.service.body_limit_response(self.max_body + 1) or error(
-                    413, "payload_too_large", "request body is too large"
-                ), True
+            content = request.content
+
+            async def next_chunk() -> bytes:
+                return await content.read(_CHUNK)
+
+            read = await self.service.read_body(request.content_length, next_chunk)
+            if isinstance(read, Response):
+                return read, True  # refused: close rather than read (or wait for) the rest
             body = read
         # The raw request target keeps the query undecoded, as the Service expects;
         # request.path is the percent-decoded path.
         query = request.raw_path.partition("?")[2]
         response = await self.service.handle_async(method, request.path, query, headers, body)
         return response, False
-
-    async def _read_body(self, request: web.Request) -> bytes | None:
-        """The whole body, or None as soon as it passes ``max_body_bytes``."""
-        content = request.content
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            chunk = await content.read(_CHUNK)
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > self.max_body:
-                return None
-            chunks.append(chunk)
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def _reply(self, response: Response, close: bool) -> web.Response:
         headers = {"Content-Type": response.content_type}

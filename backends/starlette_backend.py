@@ -102,44 +102,30 @@ class ServiceEndpoint:
         body = b""
         if method == "POST" or "content-length" in headers or "transfer-encoding" in headers:
             length = headers.get("content-length")
-            if length is not None and length.isdigit():
-                limit = self.service.body_limit_response(int(length))
-                if limit is not None:
-                    return limit, True  # don't read (or wait for) the refused body
-            try:
-                async with asyncio.timeout(self.body_timeout):
-                    read = await self._read_body(receive)
-            except TimeoutError:
-                # as the socket backend words it, so every backend answers alike
-                return error(408, "request_timeout", "request body not received in time"), True
-            if read is None:
-                return self.service.body_limit_response(self.max_body + 1) or error(
-                    413, "payload_too_large", "request body is too large"
-                ), True
+            more = True
+
+            async def next_chunk() -> bytes:
+                nonlocal more
+                while more:
+                    message: Message = await receive()
+                    if message["type"] == "http.disconnect":
+                        raise _Disconnected
+                    more = message.get("more_body", False)
+                    chunk: bytes = message.get("body", b"")
+                    if chunk:
+                        return chunk
+                return b""
+
+            declared = int(length) if length is not None and length.isdigit() else None
+            read = await self.service.read_body(declared, next_chunk)
+            if isinstance(read, Response):
+                return read, True  # refused: close rather than read (or wait for) the rest
             body = read
         query: bytes = scope["query_string"]
         response = await self.service.handle_async(
             method, scope["path"], query.decode("latin-1"), headers, body
         )
         return response, False
-
-    async def _read_body(self, receive: Receive) -> bytes | None:
-        """The whole body, or None as soon as it passes ``max_body_bytes``."""
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message: Message = await receive()
-            if message["type"] == "http.disconnect":
-                raise _Disconnected
-            chunk: bytes = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body:
-                return None
-            if chunk:
-                chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def _send(self, send: Send, response: Response, close: bool) -> None:
         content_type = self._content_types.get(response.content_type)

@@ -21,10 +21,11 @@ POST        /admin/reload       reload models (only with an admin token)
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Final
@@ -157,6 +158,37 @@ class Service:
                 f"{self.config.max_body_bytes} bytes",
             )
         return None
+
+    async def read_body(
+        self, declared_length: int | None, next_chunk: Callable[[], Awaitable[bytes]]
+    ) -> bytes | Response:
+        """Read a request body with the limits applied; the body, or the refusal.
+
+        For adapters whose framework hands the body over in chunks:
+        ``next_chunk()`` returns the next piece, ``b""`` at the end. A declared
+        length over ``max_body_bytes`` is refused before reading (413); a body
+        that grows past it is cut off (413); one that does not arrive within
+        ``request_timeout`` seconds gets a 408. After a refusal the adapter
+        should close the connection.
+        """
+        if declared_length is not None:
+            refusal = self.body_limit_response(declared_length)
+            if refusal is not None:
+                return refusal
+        limit = self.config.max_body_bytes
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async with asyncio.timeout(self.config.request_timeout):
+                while chunk := await next_chunk():
+                    size += len(chunk)
+                    if size > limit:
+                        return self.body_limit_response(size) or error(
+                            413, "payload_too_large", "request body is too large")
+                    chunks.append(chunk)
+        except TimeoutError:
+            return error(408, "request_timeout", "request body not received in time")
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     # -- entry points --
 
