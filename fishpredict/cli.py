@@ -774,6 +774,66 @@ def _cmd_experiment_seed(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- soak ----------------------------------------------------------------------------
+
+@command
+def _add_soak(sub: Any) -> None:
+    p = sub.add_parser(
+        "soak", help="a bounded high-load run of good and bad requests: nothing lost, memory flat",
+        description="Load a server for --duration seconds with a fixed mix of good requests "
+                    "(every answer checked) and bad ones (each must get its 4xx). Prints "
+                    "requests served, answers by status, unexpected errors and the server's "
+                    "memory; exits 1 on any unexpected error or RSS growth over the limit. "
+                    "See docs/reliability.md.")
+    p.add_argument("url", metavar="URL", nargs="?", default=None,
+                   help="a running server (loopback unless --allow-remote); default: start "
+                        "one with --backend")
+    p.add_argument("--backend", default=None,
+                   help="start a server of this backend for the run (default: socket)")
+    p.add_argument("--duration", type=_positive_float, default=60.0, metavar="SECONDS",
+                   help="how long to load (default 60; at most 3600)")
+    p.add_argument("--connections", type=positive_int, default=32,
+                   help="keep-alive connections kept busy (default 32)")
+    p.add_argument("--workers", type=positive_int, default=1,
+                   help="workers of the server the soak starts (default 1)")
+    p.add_argument("--max-body-bytes", type=positive_int, default=64 * 1024,
+                   help="the server's body limit; a started server gets it (default 65536)")
+    p.add_argument("--max-batch-rows", type=positive_int, default=1000,
+                   help="the server's batch limit; a started server gets it (default 1000)")
+    p.add_argument("--pid", type=positive_int, default=None,
+                   help="pid of the server at URL, to read its memory")
+    p.add_argument("--max-rss-growth", type=float, default=10.0, metavar="PERCENT",
+                   help="fail if the server's RSS grows more than this after warm-up "
+                        "(default 10)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the request mix")
+    p.add_argument("--allow-remote", action="store_true",
+                   help="allow a non-loopback URL (only a host you own)")
+    p.add_argument("--out-json", default=None, metavar="FILE", help="write the figures as JSON")
+    p.set_defaults(func=_cmd_soak)
+
+
+def _cmd_soak(args: argparse.Namespace) -> int:
+    from .soak import SoakConfig, format_text, run_soak, to_json
+
+    if args.url is not None and args.backend is not None:
+        raise ConfigError("give either a URL or --backend, not both")
+    config = SoakConfig(
+        url=args.url, backend=args.backend or "socket", duration_s=args.duration,
+        connections=args.connections, workers=args.workers, max_body_bytes=args.max_body_bytes,
+        max_batch_rows=args.max_batch_rows, pid=args.pid, max_rss_growth_pct=args.max_rss_growth,
+        seed=args.seed, allow_remote=args.allow_remote,
+    )
+    result = run_soak(config)
+    print(format_text(result))
+    if args.out_json:
+        try:
+            with open(args.out_json, "w", encoding="utf-8") as f:
+                f.write(to_json(result))
+        except OSError as exc:
+            raise ConfigError(f"cannot write {args.out_json}: {exc.strerror}") from None
+    return 0 if result.passed else 1
+
+
 # ---- the parser ----------------------------------------------------------------------
 
 
