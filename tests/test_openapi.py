@@ -10,6 +10,7 @@ deterministic schemathesis run against every available backend.
 from __future__ import annotations
 
 import json
+import os
 import re
 import warnings
 from collections.abc import Iterator
@@ -179,7 +180,8 @@ def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
 def test_schemathesis_conformance(server: ServerProcess) -> None:
     """Generated requests (positive and negative) for every operation: every
     answer conforms to the spec (status, content type, headers, body) and none
-    is a 5xx. Bounded: 25 examples per operation and mode, derandomized."""
+    is a 5xx. Bounded: 25 examples per operation and mode (or
+    ``FISHPREDICT_FUZZ_EXAMPLES``, for a deeper run on demand), derandomized."""
     import requests
     import schemathesis
     from hypothesis import HealthCheck, Phase, given, settings
@@ -209,7 +211,7 @@ def test_schemathesis_conformance(server: ServerProcess) -> None:
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
 
                 @settings(
-                    max_examples=25,
+                    max_examples=int(os.environ.get("FISHPREDICT_FUZZ_EXAMPLES") or 25),
                     derandomize=True,
                     database=None,
                     deadline=None,
