@@ -100,6 +100,33 @@ def build_predictor(args: argparse.Namespace, *, cache: bool = True) -> Any:
                      trust=args.trust)
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
+#: every ServeConfig knob ``serve`` exposes: (field, parser, help); defaults come
+#: from ServeConfig itself, so the CLI and the library cannot disagree
+_SERVE_LIMITS: list[tuple[str, Callable[[str], Any], str]] = [
+    ("batch_max", positive_int, "micro-batching: most rows per predict call; 1 turns it off"),
+    ("batch_wait_us", int, "micro-batching: most microseconds to wait for more rows"),
+    ("max_body_bytes", positive_int, "largest request body in bytes; more -> 413"),
+    ("max_batch_rows", positive_int, "most rows in one batch request; more -> 413"),
+    ("max_connections", positive_int, "most open connections per worker; more -> 503"),
+    ("max_inflight", positive_int, "most requests handled at once per worker; more -> 503"),
+    ("header_timeout", _non_negative_float, "seconds to receive a request head; then closed"),
+    ("keepalive_timeout", _non_negative_float, "seconds an idle keep-alive connection is kept"),
+    ("request_timeout", _non_negative_float, "seconds for a request body to arrive; then 408"),
+    ("drain_timeout", _non_negative_float, "seconds to finish in-flight requests on SIGTERM"),
+    ("retry_after", int, "the Retry-After seconds sent with a 503"),
+]
+
+
 @command
 def _add_serve(sub: Any) -> None:
     p = sub.add_parser("serve", help="serve the models over HTTP")
@@ -114,16 +141,15 @@ def _add_serve(sub: Any) -> None:
     p.add_argument("--no-cache", dest="cache", action="store_false",
                    help="unpickle the model on every request (the seed's first design; "
                         "for benchmarks only)")
-    p.add_argument("--batch-max", type=int, default=256,
-                   help="micro-batching: most rows per predict call; 1 turns it off (default 256)")
-    p.add_argument("--batch-wait-us", type=int, default=0,
-                   help="micro-batching: most microseconds to wait for more rows (default 0)")
-    p.add_argument("--max-body-bytes", type=positive_int, default=16 * 1024 * 1024)
-    p.add_argument("--max-batch-rows", type=positive_int, default=1_000_000)
-    p.add_argument("--max-connections", type=positive_int, default=2048)
-    p.add_argument("--max-inflight", type=positive_int, default=1024)
-    p.add_argument("--drain-timeout", type=float, default=10.0,
-                   help="seconds to finish in-flight requests on SIGTERM (default 10)")
+    from .config import ServeConfig
+
+    defaults = ServeConfig()
+    limits = p.add_argument_group("limits (docs/reliability.md: what a client sees past each)")
+    for field, kind, text in _SERVE_LIMITS:
+        default = getattr(defaults, field)
+        shown = f"{default:,}" if isinstance(default, int) else f"{default:g}"
+        limits.add_argument(f"--{field.replace('_', '-')}", dest=field, type=kind, default=default,
+                            metavar="N", help=f"{text} (default {shown})")
     p.add_argument("--admin-token-env", default=None, metavar="VAR",
                    help="enable POST /admin/reload, with the token read from this "
                         "environment variable")
@@ -148,10 +174,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             raise ConfigError(f"environment variable {args.admin_token_env} is empty or unset")
     config = ServeConfig(
         host=args.host, port=args.port, workers=args.workers, labels=args.labels,
-        max_body_bytes=args.max_body_bytes, max_batch_rows=args.max_batch_rows,
-        max_connections=args.max_connections, max_inflight=args.max_inflight,
-        drain_timeout=args.drain_timeout, batch_max=args.batch_max,
-        batch_wait_us=args.batch_wait_us, admin_token=token,
+        admin_token=token, **{field: getattr(args, field) for field, _, _ in _SERVE_LIMITS},
     )
     from .plugins import registry
 
