@@ -8,15 +8,25 @@ routing, validation, errors and encoding all happen in ``Service``.
 
 Limits honoured here (the rest are the Service's): ``max_body_bytes`` (checked
 on ``Content-Length`` before reading, and while reading a chunked body),
-``max_connections`` (more: 503 and close), ``keepalive_timeout`` (an idle
-connection is closed) and ``drain_timeout`` (on stop: no new connections,
-idle ones closed at once, busy ones finish their request).
+``max_connections`` (more: 503 and close), ``max_inflight`` (more requests being
+answered at once: 503 + ``Retry-After``), ``keepalive_timeout`` (an idle
+connection is closed), ``header_timeout`` and ``request_timeout`` (a head or a
+body that does not arrive in time: 408 and close) and ``drain_timeout`` (on
+stop: no new connections, idle ones closed at once, busy ones finish their
+request).
+
+``http.server`` parses leniently, so the handler reads each request with
+:mod:`fishpredict_httpserver.guards` instead (strict request line and header
+fields, one unambiguous body framing, a deadline per phase of reading) and
+answers what they refuse with the contract's JSON error (400, 408, 431) and a
+close. No response names the server's software or version.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import socket
 import threading
@@ -27,6 +37,8 @@ from urllib.parse import unquote, urlsplit
 
 from fishpredict.contract import Response, Service, describe_status, error
 
+from .guards import REQUEST_LINE, BadHead, DeadlineReader, ReadTimeout, chunk_size, read_head
+
 log = logging.getLogger("fishpredict_httpserver")
 
 #: A refused body smaller than this is read and thrown away before closing, so
@@ -34,15 +46,15 @@ log = logging.getLogger("fishpredict_httpserver")
 DISCARD_LIMIT = 1 << 20
 #: Longest chunk-size line of a chunked body.
 MAX_CHUNK_LINE = 1024
+#: Most trailer lines after a chunked body.
+MAX_TRAILER_LINES = 100
 
-#: Codes for the errors http.server itself detects (malformed request line, ...).
+#: Codes for the refusals sent before a request reaches the Service (``send_error``).
 _FRAMING_CODES = {
     400: "bad_request",
     408: "request_timeout",
     414: "uri_too_long",
     431: "headers_too_large",
-    501: "not_implemented",
-    505: "http_version_not_supported",
 }
 
 
@@ -68,6 +80,8 @@ class Server(ThreadingHTTPServer):
         self.server_name, self.server_port = sock.getsockname()[:2]
         self.service = service
         self.draining = False
+        #: one slot per request being answered (ServeConfig.max_inflight)
+        self.inflight = threading.BoundedSemaphore(service.config.max_inflight)
         self._cond = threading.Condition()
         self._handlers: dict[Handler, bool] = {}  # handler -> busy with a request
         self._open = 0
@@ -143,13 +157,22 @@ class Handler(BaseHTTPRequestHandler):
     """One connection: reads requests, asks the Service, writes answers."""
 
     server: Server
+    rfile: io.BufferedReader  # over a DeadlineReader (see setup)
     protocol_version = "HTTP/1.1"  # keep-alive
+    # http.server speaks HTTP/0.9 (a bare body, no status line) until it has read
+    # a version; with this every answer starts "HTTP/1.1 <status>", even the 400
+    # to a request line that cannot be read.
+    default_request_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go out in two writes
 
     def setup(self) -> None:
         super().setup()
-        # An idle (or stalled) connection is closed after the keep-alive timeout.
-        self.connection.settimeout(self.server.service.config.keepalive_timeout)
+        # Read through a DeadlineReader: one deadline for a whole request head (or
+        # body), where a socket timeout would only bound each recv().
+        self.rfile.close()  # the makefile() reader setup() made; it never read
+        self.reader = DeadlineReader(self.connection)
+        self.rfile = io.BufferedReader(self.reader)
+        self.answered = False  # no request read yet on this connection
         self.server.track(self, busy=False)
 
     def finish(self) -> None:
@@ -161,6 +184,76 @@ class Handler(BaseHTTPRequestHandler):
         """Wake this connection's thread: its next read sees end of file."""
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
+
+    # -- reading a request: deadlines and strict parsing --
+
+    def handle_one_request(self) -> None:
+        """One request, each phase of reading it under its own timeout."""
+        config = self.server.service.config
+        if self.answered:
+            # Between requests: an idle keep-alive connection is closed in silence.
+            self.reader.expect("the next request", config.keepalive_timeout)
+            try:
+                begun = self.rfile.peek(1)
+            except (ReadTimeout, OSError):
+                begun = b""
+            if not begun:
+                self.close_connection = True
+                return
+        self.answered = True
+        # The request has begun (or the connection is new): its whole head must
+        # arrive within header_timeout; parse_request moves the deadline on for the body.
+        self.reader.expect("request head", config.header_timeout)
+        self.command, self.requestline = "", ""  # nothing left from the last request
+        self.request_version = self.default_request_version
+        try:
+            super().handle_one_request()
+        except ReadTimeout as exc:  # a slowloris head, or a body that stopped
+            with contextlib.suppress(OSError):
+                self.send_error(408, str(exc))
+        except OSError:  # the client went away: nothing to answer, nothing to log
+            self.close_connection = True
+
+    def parse_request(self) -> bool:
+        """Read the request line and the head strictly (:mod:`.guards`): in place
+        of http.server's lenient parser, the same outcome (``command``,
+        ``request_version``, ``headers``, ``close_connection``). False once a
+        refusal is sent."""
+        line = self.raw_requestline.decode("latin-1")
+        match = REQUEST_LINE.fullmatch(line)
+        if match is None:  # HTTP/0.9, HTTP/2.0, junk: 400, never a reply without a status line
+            self.send_error(400, "malformed request line (expected 'METHOD target HTTP/1.1')")
+            return False
+        self.requestline = line.rstrip("\r\n")
+        self.command, self.path = match["method"], match["target"]
+        self.request_version = match["version"]
+        try:
+            self.headers = read_head(self.rfile)
+        except BadHead as exc:  # bad field, head too large, ambiguous body framing
+            self.send_error(exc.status, str(exc))
+            return False
+        options = {t.strip() for t in self.headers.get("Connection", "").lower().split(",")}
+        if self.request_version == "HTTP/1.1":
+            self.close_connection = "close" in options
+        else:  # HTTP/1.0 closes unless asked not to
+            self.close_connection = "keep-alive" not in options
+        self.reader.expect("request body", self.server.service.config.request_timeout)
+        expect = self.headers.get("Expect", "").lower()
+        if expect == "100-continue" and self.request_version == "HTTP/1.1":
+            return self.handle_expect_100()
+        return True
+
+    def handle_expect_100(self) -> bool:
+        """Refuse an over-limit body before the client sends it."""
+        length = int(self.headers.get("Content-Length", "0").strip(" \t"))  # digits: guarded
+        too_big = self.server.service.body_limit_response(length)
+        if too_big is None:
+            return super().handle_expect_100()
+        self.close_connection = True
+        self._write(too_big)
+        return False
+
+    # -- answering --
 
     def __getattr__(self, name: str) -> Any:
         # do_GET, do_POST, do_ANYTHING: the Service decides (405 + Allow for the wrong method).
@@ -188,41 +281,48 @@ class Handler(BaseHTTPRequestHandler):
             return error(400, "bad_request", str(exc))
         if isinstance(body, Response):
             return body
-        return service.handle(self.command, path, query, headers, body)
+        # max_inflight: a request past it is answered 503 at once, not queued. The
+        # connection stays open (its body was read), so pipelined requests after
+        # it are answered too.
+        if not self.server.inflight.acquire(blocking=False):
+            return error(
+                503,
+                "overloaded",
+                f"more than {service.config.max_inflight} requests in flight; retry later",
+                headers=(("Retry-After", str(service.config.retry_after)),),
+            )
+        try:
+            return service.handle(self.command, path, query, headers, body)
+        finally:
+            self.server.inflight.release()
 
     def _split_target(self) -> tuple[str, str]:
         """The percent-decoded path and the raw query, as the Service expects them.
 
-        Read from the request line itself: ``http.server`` rewrites ``self.path``
-        (it collapses a leading ``//``), and an absolute-form target
-        (``GET http://host/fish?...``) must route like its path.
+        Read from the request line itself (checked to be ``METHOD target
+        HTTP/1.x``): ``http.server`` rewrites ``self.path`` (it collapses a
+        leading ``//``), and an absolute-form target (``GET http://host/fish?...``)
+        must route like its path.
         """
-        words = self.requestline.split()
-        target = words[1] if len(words) >= 2 else self.path
+        target = self.requestline.split(" ")[1]
         if target.startswith(("http://", "https://")):
             parts = urlsplit(target)
             return unquote(parts.path or "/"), parts.query
         path, _, query = target.partition("?")
         return unquote(path), query
 
-    def _content_length(self, headers: dict[str, str]) -> int:
-        raw = headers.get("content-length")
-        if raw is None:
-            return 0
-        if not raw.strip().isdigit():
-            raise _BadFraming(f"Content-Length must be a non-negative integer, got {raw[:40]!r}")
-        return int(raw)
-
     def _read_body(self, headers: dict[str, str]) -> bytes | Response:
+        # The framing headers passed guards.framing_problem: a Transfer-Encoding
+        # is exactly "chunked", a Content-Length is digits and comes alone.
         service = self.server.service
-        if "chunked" in headers.get("transfer-encoding", "").lower():
+        if "transfer-encoding" in headers:
             return self._read_chunked(service.config.max_body_bytes)
-        length = self._content_length(headers)
+        length = int(headers.get("content-length", "0").strip(" \t"))
         too_big = service.body_limit_response(length)
         if too_big is not None:
             self.close_connection = True
             if length <= DISCARD_LIMIT:
-                with contextlib.suppress(OSError):
+                with contextlib.suppress(OSError, ReadTimeout):
                     self.rfile.read(length)
             return too_big
         body = self.rfile.read(length) if length else b""
@@ -234,11 +334,9 @@ class Handler(BaseHTTPRequestHandler):
         parts: list[bytes] = []
         size = 0
         while True:
-            line = self.rfile.readline(MAX_CHUNK_LINE + 1)
-            try:
-                n = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise _BadFraming("malformed chunk size in a chunked body") from None
+            n = chunk_size(self.rfile.readline(MAX_CHUNK_LINE + 1))
+            if n is None:
+                raise _BadFraming("malformed chunk size in a chunked body")
             if n == 0:
                 break
             size += n
@@ -251,26 +349,14 @@ class Handler(BaseHTTPRequestHandler):
             if len(chunk) != n or self.rfile.readline(3) not in (b"\r\n", b"\n"):
                 raise _BadFraming("a chunk of a chunked body is cut short")
             parts.append(chunk)
-        while self.rfile.readline(MAX_CHUNK_LINE + 1) not in (b"\r\n", b"\n", b""):
-            pass  # trailer fields: ignored
-        return b"".join(parts)
-
-    def handle_expect_100(self) -> bool:
-        """Refuse an over-limit body before the client sends it."""
-        try:
-            length = self._content_length(
-                {"content-length": self.headers.get("Content-Length", "0")}
-            )
-        except _BadFraming:
-            return super().handle_expect_100()
-        too_big = self.server.service.body_limit_response(length)
-        if too_big is None:
-            return super().handle_expect_100()
-        self.close_connection = True
-        self._write(too_big)
-        return False
+        for _ in range(MAX_TRAILER_LINES):  # trailer fields: ignored
+            if self.rfile.readline(MAX_CHUNK_LINE + 1) in (b"\r\n", b"\n", b""):
+                return b"".join(parts)
+        raise _BadFraming(f"more than {MAX_TRAILER_LINES} trailer lines after a chunked body")
 
     def _write(self, response: Response) -> None:
+        # Writing has its own time: whatever the read deadline left is not it.
+        self.connection.settimeout(self.server.service.config.request_timeout)
         if self.server.draining:
             self.close_connection = True  # tell the client: this connection ends here
         self.send_response(response.status, describe_status(response.status))
@@ -284,8 +370,17 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(response.body)
 
+    def send_response(self, code: int, message: str | None = None) -> None:
+        """The status line and ``Date``, but no ``Server`` header: http.server's
+        ``BaseHTTP/0.6 Python/3.x`` banner only helps whoever probes for flaws."""
+        self.log_request(code)
+        self.send_response_only(code, message)
+        self.send_header("Date", self.date_time_string())
+
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """http.server's own errors (bad request line, ...) as contract JSON."""
+        """Every refusal (ours, and http.server's own: bad request line, head too
+        large, ...) as the contract's JSON error, and the connection closed: after
+        a malformed request nothing that follows on it can be trusted."""
         self.close_connection = True
         text = message or explain or describe_status(code)
         self._write(error(code, _FRAMING_CODES.get(code, "bad_request"), text))
