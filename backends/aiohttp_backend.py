@@ -1,17 +1,21 @@
-"""The ``aiohttp`` backend: an aiohttp web application with one catch-all route.
+"""The ``aiohttp`` backend: aiohttp's low-level web server, every request to one handler.
 
 The handler turns an aiohttp request into ``(method, path, query, headers,
 body)``, awaits :meth:`fishpredict.contract.Service.handle_async` and writes
 the answer back. Routing, validation and errors all live in the Service, so
-this module only adapts the transport.
+this module only adapts the transport (no aiohttp ``Application`` or router:
+there is nothing for them to route).
 
-aiohttp runs through its runner API (``AppRunner`` + ``SockSite``) inside
+aiohttp runs through its runner API (``ServerRunner`` + ``SockSite``) inside
 the event loop :mod:`fishpredict.serve` owns, on the socket it already
-bound, with signal handling left to fishpredict. When ``stop`` is set the
-site stops accepting, :meth:`ServiceHandler.drain` waits (up to
-``drain_timeout``) for in-flight requests, bodies still uploading included,
-and only then ``runner.cleanup()`` closes the idle keep-alive connections:
-aiohttp's cleanup alone would stop reading from every connection at once.
+bound, with signal handling left to fishpredict. Its server is
+:class:`~fishpredict_backends.aiohttp_guard.GuardedServer`: aiohttp's, plus the
+connection limit, the contract's JSON answers to unparseable requests and no
+``Server`` banner. When ``stop`` is set the site stops accepting,
+:meth:`ServiceHandler.drain` waits (up to ``drain_timeout``) for in-flight
+requests, bodies still uploading included, and only then ``runner.cleanup()``
+closes the idle keep-alive connections: aiohttp's cleanup alone would stop
+reading from every connection at once.
 
 Nothing here imports aiohttp at module import time, so ``fishpredict
 backends`` can list this backend when aiohttp is missing.
@@ -33,6 +37,8 @@ from fishpredict.contract import Response, Service, error
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from .aiohttp_guard import GuardedServer
+
 log = logging.getLogger("fishpredict.backends.aiohttp")
 
 #: listen backlog handed to the site (asyncio re-listens on the given socket;
@@ -47,15 +53,17 @@ CLEANUP_TIMEOUT = 1.0
 
 #: how much of a streamed body to take per read
 _CHUNK = 256 * 1024
+#: the interim answer to ``Expect: 100-continue``
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 class ServiceHandler:
     """The aiohttp handler behind the catch-all route: one Service call per request."""
 
     def __init__(self, service: Service) -> None:
-        from aiohttp import web
+        from .aiohttp_guard import to_aiohttp
 
-        self._response_class = web.Response
+        self._to_aiohttp = to_aiohttp
         self.service = service
         config = service.config
         self.max_body = config.max_body_bytes
@@ -72,7 +80,7 @@ class ServiceHandler:
     def inflight(self) -> int:
         return len(self._inflight)
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """Answer one request (the route's handler)."""
         close = False
         if len(self._inflight) >= self.max_inflight:
@@ -82,7 +90,7 @@ class ServiceHandler:
                 f"more than {self.max_inflight} requests in flight; retry later",
                 headers=(("Retry-After", self.retry_after),),
             )
-            return self._reply(response, close)
+            return self._to_aiohttp(response, close)
         task = asyncio.current_task()
         assert task is not None
         self._inflight.add(task)
@@ -101,7 +109,7 @@ class ServiceHandler:
             self._inflight.discard(task)
             if self.draining and not self._inflight:
                 self._idle.set()
-        return self._reply(response, close or self.draining)
+        return self._to_aiohttp(response, close or self.draining)
 
     async def drain(self, timeout: float) -> None:
         """Wait until no request is in flight (at most ``timeout`` seconds), then
@@ -131,15 +139,25 @@ class ServiceHandler:
                 async with asyncio.timeout(0.5):
                     await self._idle.wait()
 
-    async def _answer(self, request: web.Request) -> tuple[Response, bool]:
+    async def _answer(self, request: web.BaseRequest) -> tuple[Response, bool]:
         """The Service's response, and whether to close the connection after it."""
         method = request.method
         headers = {name.lower(): value for name, value in request.headers.items()}
         body = b""
         if method == "POST" or "content-length" in headers or "transfer-encoding" in headers:
             content = request.content
+            expect = headers.get("expect")
+            # "100 Continue" once the body is wanted (after the declared length passed)
+            interim = expect is not None and expect.lower() == "100-continue"
+            interim = interim and request.version >= (1, 1)
 
             async def next_chunk() -> bytes:
+                nonlocal interim
+                if interim:
+                    interim = False
+                    writer = request.writer
+                    await writer.write(_CONTINUE)
+                    writer.output_size = 0  # the answer itself has not started
                 return await content.read(_CHUNK)
 
             read = await self.service.read_body(request.content_length, next_chunk)
@@ -152,15 +170,6 @@ class ServiceHandler:
         response = await self.service.handle_async(method, request.path, query, headers, body)
         return response, False
 
-    def _reply(self, response: Response, close: bool) -> web.Response:
-        headers = {"Content-Type": response.content_type}
-        if response.headers:
-            headers.update(response.headers)
-        reply = self._response_class(status=response.status, body=response.body, headers=headers)
-        if close:
-            reply.force_close()
-        return reply
-
 
 def _cut_off(retry_after: str) -> Response:
     """The answer to a request still running when the drain timeout ran out."""
@@ -172,39 +181,38 @@ def _cut_off(retry_after: str) -> Response:
     )
 
 
-async def _drop_server_header(request: web.Request, response: web.StreamResponse) -> None:
-    """Send no ``Server`` banner (aiohttp adds ``Python/x aiohttp/y`` by default)."""
-    response.headers.popall("Server", None)
+def build_server(service: Service, handler: ServiceHandler | None = None) -> GuardedServer:
+    """The aiohttp server (a protocol factory): every request, whatever its path and
+    method, to ``handler`` (a new :class:`ServiceHandler` if not given)."""
+    from .aiohttp_guard import GuardedServer
 
-
-def build_app(service: Service, handler: ServiceHandler | None = None) -> web.Application:
-    """The aiohttp app: one route, matching every path and method, into the Service
-    (through ``handler``, a new :class:`ServiceHandler` if not given)."""
-    from aiohttp import web
-
-    app = web.Application(client_max_size=service.config.max_body_bytes)
-    app.router.add_route("*", "/{tail:.*}", (handler or ServiceHandler(service)).handle)
-    app.on_response_prepare.append(_drop_server_header)
-    return app
+    return GuardedServer(
+        (handler or ServiceHandler(service)).handle,
+        service,
+        asyncio.get_running_loop(),
+        access_log=None,
+        keepalive_timeout=service.config.keepalive_timeout,
+    )
 
 
 class AiohttpBackend(Backend):
-    """aiohttp's web server; graceful drain through ``AppRunner.cleanup``."""
+    """aiohttp's low-level web server; graceful drain through ``ServerRunner.cleanup``."""
 
     name: ClassVar[str] = "aiohttp"
-    summary: ClassVar[str] = "aiohttp web application (AppRunner on the shared socket)"
+    summary: ClassVar[str] = "aiohttp web server (ServerRunner on the shared socket)"
     requires: ClassVar[tuple[str, ...]] = ("aiohttp",)
 
     async def serve(self, service: Service, sock: socket.socket, stop: asyncio.Event) -> None:
         from aiohttp import web
 
+        from .aiohttp_guard import check_aiohttp
+
+        check_aiohttp()
         config = service.config
         handler = ServiceHandler(service)
-        runner = web.AppRunner(
-            build_app(service, handler),
+        runner = web.ServerRunner(
+            build_server(service, handler),
             handle_signals=False,  # fishpredict.serve owns signals
-            access_log=None,
-            keepalive_timeout=config.keepalive_timeout,
             # in-flight requests get drain_timeout in handler.drain(); this is the rest
             shutdown_timeout=min(CLEANUP_TIMEOUT, config.drain_timeout),
         )

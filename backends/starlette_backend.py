@@ -9,6 +9,9 @@ adapts the transport.
 uvicorn runs inside the event loop :mod:`fishpredict.serve` owns, on the
 socket it already bound, and without its own signal handlers: fishpredict
 sets ``stop`` on SIGTERM/SIGINT and this backend then asks uvicorn to drain.
+Its HTTP protocol is :class:`~fishpredict_backends.uvicorn_guard.GuardedHttpToolsProtocol`,
+uvicorn's httptools protocol plus the limits uvicorn lacks (connections, head
+size and fields, head timeout), answered like the socket backend answers them.
 
 Nothing here imports starlette or uvicorn at module import time, so
 ``fishpredict backends`` can list this backend when they are missing.
@@ -182,6 +185,10 @@ class StarletteBackend(Backend):
     async def serve(self, service: Service, sock: socket.socket, stop: asyncio.Event) -> None:
         import uvicorn
 
+        from .uvicorn_guard import Guard, check_uvicorn, guarded_protocol
+
+        check_uvicorn()
+
         class Server(uvicorn.Server):
             """uvicorn's server without its signal handlers: fishpredict.serve owns signals."""
 
@@ -190,10 +197,11 @@ class StarletteBackend(Backend):
                 yield
 
         config = service.config
+        guard = Guard(service, asyncio.get_running_loop())
         uv_config = uvicorn.Config(
             build_app(service),
             loop="none",  # we already run inside fishpredict's loop
-            http="httptools",
+            http=guarded_protocol(guard),  # httptools, plus our limits
             ws="none",
             lifespan="off",
             interface="asgi3",
@@ -201,12 +209,13 @@ class StarletteBackend(Backend):
             access_log=False,
             server_header=False,
             proxy_headers=False,
-            limit_concurrency=config.max_connections,
+            limit_concurrency=None,  # the guard answers max_connections in the contract's words
             backlog=BACKLOG,
             timeout_keep_alive=config.keepalive_timeout,  # type: ignore[arg-type]
             timeout_graceful_shutdown=config.drain_timeout,  # type: ignore[arg-type]
         )
         server = Server(uv_config)
+        sweeper = asyncio.ensure_future(guard.sweep())
         serving = asyncio.ensure_future(server.serve(sockets=[sock]))
         stopping = asyncio.ensure_future(stop.wait())
         try:
@@ -222,6 +231,9 @@ class StarletteBackend(Backend):
                 serving.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await serving
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
 
 
 @hookimpl

@@ -42,63 +42,9 @@ TIMEOUTS = {"header_timeout": 2.0, "keepalive_timeout": 2.0, "request_timeout": 
 CLIENT_TIMEOUT = 6.0
 CASES = catalogue(MAX_BODY)
 
-_UVICORN_HEAD = (
-    "uvicorn's httptools protocol sets no limit on the request head's size or its number "
-    "of header fields (llhttp's defaults are unbounded); backends/starlette_backend.py "
-    "should refuse with 431 (e.g. count len(scope['headers']) and their bytes in "
-    "ServiceEndpoint.__call__ against the socket backend's 16 KiB / 100 fields), or run "
-    "uvicorn with http='h11' and h11_max_incomplete_event_size"
-)
-_HTTPSERVER = "examples/fishpredict-httpserver/src/fishpredict_httpserver/server.py"
-_HTTPSERVER_SMUGGLE = (
-    f"{_HTTPSERVER}: request smuggling; http.server frames the body itself and does not "
-    "refuse {what}, so the bytes after it are answered as a second request; answer 400 "
-    "and close instead"
-)
-_HTTPSERVER_09 = (
-    f"{_HTTPSERVER}: for a request line http.server cannot parse it treats the client as "
-    "HTTP/0.9 and sends a bare JSON body with no status line (a malformed response); set "
-    "request_version to 'HTTP/1.1' before send_error / in the handler's error path"
-)
-_HTTPSERVER_HEAD = (
-    f"{_HTTPSERVER}: http.server's header parser (email.parser) accepts {{what}}; "
-    "RFC 9112 requires a 400"
-)
-GAPS: dict[tuple[str, str], str] = {
-    ("starlette", "oversized_header"): _UVICORN_HEAD,
-    ("starlette", "thousand_headers"): _UVICORN_HEAD,
-    ("httpserver", "content_length_and_transfer_encoding"): _HTTPSERVER_SMUGGLE.format(
-        what="Content-Length together with Transfer-Encoding (it answers both)"
-    ),
-    ("httpserver", "two_content_lengths"): _HTTPSERVER_SMUGGLE.format(
-        what="two Content-Length headers"
-    ),
-    ("httpserver", "transfer_encoding_not_chunked_last"): _HTTPSERVER_SMUGGLE.format(
-        what="'Transfer-Encoding: chunked, identity' (chunked not last)"
-    ),
-    ("httpserver", "malformed_request_line"): _HTTPSERVER_09,
-    ("httpserver", "bad_http_version"): _HTTPSERVER_09,
-    ("httpserver", "http09_junk"): _HTTPSERVER_09,
-    ("httpserver", "nul_byte_in_header"): _HTTPSERVER_HEAD.format(what="a NUL byte in a value"),
-    ("httpserver", "space_before_colon"): _HTTPSERVER_HEAD.format(
-        what="whitespace between a field name and the colon"
-    ),
-}
+GAPS: dict[tuple[str, str], str] = {}
 #: backends whose responses to some requests carry a Server header with a version
-BANNER_GAPS = {
-    "aiohttp": (
-        "backends/aiohttp_backend.py: the 400 aiohttp writes for a request it cannot parse "
-        "(web_protocol.RequestHandler.handle_error) bypasses on_response_prepare, so it "
-        "carries 'Server: Python/3.x aiohttp/3.y' and a text/plain body echoing the bad "
-        "bytes; serve through a RequestHandler whose handle_error answers the contract's "
-        "JSON 400 without a Server header"
-    ),
-    "httpserver": (
-        f"{_HTTPSERVER}: every response carries 'Server: BaseHTTP/0.6 Python/3.x' "
-        "(BaseHTTPRequestHandler.version_string); override version_string() or "
-        "send_response() to send no Server header"
-    ),
-}
+BANNER_GAPS: dict[str, str] = {}
 
 
 def _matrix() -> list[object]:

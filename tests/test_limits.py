@@ -52,37 +52,7 @@ LIMITS = {
 MARGIN = 1.0
 GET = b"GET /healthz HTTP/1.1\r\nHost: fish\r\n\r\n"
 
-_STARLETTE = "backends/starlette_backend.py"
-_AIOHTTP = "backends/aiohttp_backend.py"
-_HTTPSERVER = "examples/fishpredict-httpserver/src/fishpredict_httpserver/server.py"
-GAPS: dict[tuple[str, str], str] = {
-    ("starlette", "max_connections"): (
-        f"{_STARLETTE}: uvicorn enforces limit_concurrency=max_connections itself, with its "
-        "own text/plain 503 'Service Unavailable' (uvicorn.protocols.http.flow_control."
-        "service_unavailable) and no Retry-After; answer the contract's JSON 503 + "
-        "Retry-After instead (e.g. a protocol subclass that counts connections in "
-        "connection_made, with limit_concurrency=None)"
-    ),
-    ("aiohttp", "max_connections"): (
-        f"{_AIOHTTP}: aiohttp has no connection limit; wrap the runner's protocol factory "
-        "(web.Server) to count connections and answer 503 + Retry-After past max_connections"
-    ),
-    ("starlette", "header_timeout"): (
-        f"{_STARLETTE}: uvicorn has no request-head timeout (its keep-alive timer stops at "
-        "the first byte), so a slowloris client holds a connection for ever; add a timer "
-        "from connection_made/first byte to on_headers_complete that answers 408 and closes"
-    ),
-    ("httpserver", "header_timeout"): (
-        f"{_HTTPSERVER}: http.server reads the head with no deadline; set the handler's "
-        "socket timeout (StreamRequestHandler.timeout) while reading the request head, "
-        "answer 408 and close when it passes"
-    ),
-    ("httpserver", "max_inflight"): (
-        f"{_HTTPSERVER}: max_inflight is not enforced (one thread per connection answers "
-        "every request); count requests in flight in the handler and answer 503 + "
-        "Retry-After past the limit"
-    ),
-}
+GAPS: dict[tuple[str, str], str] = {}
 
 
 def backends(limit: str) -> list[object]:
