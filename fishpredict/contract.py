@@ -123,6 +123,8 @@ class Service:
             )
         self._spec: bytes | None = None
         self._label_json: dict[tuple[str, str, int], str] = {}
+        #: /fish answers around the two numbers, per (model, k, labels, class)
+        self._fish_parts: dict[tuple[str, int | None, str, int], tuple[str, str]] = {}
         self._routes: dict[str, tuple[tuple[str, ...], Callable[..., Response]]] = {
             "/fish": (("GET",), self._fish),
             "/predict": (("POST",), self._predict),
@@ -252,7 +254,7 @@ class Service:
                 headers=(("Allow", ", ".join(methods)),),
             )
         try:
-            return path, handler(query=query, headers=headers, body=body)
+            return path, handler(query, headers, body)
         except _Reply as reply:
             return path, reply.response
         except FishpredictError as exc:
@@ -315,18 +317,18 @@ class Service:
     def _fish_response(
         self, model: LoadedModel, x: float, w: float, code: int, labels: Language
     ) -> Response:
-        key = (model.name, labels, code)
-        label = self._label_json.get(key)
-        if label is None:
-            label = self._label_json[key] = codec.dumps(model.names[labels][code]).decode()
+        key = (model.name, model.info.k, labels, code)
+        parts = self._fish_parts.get(key)
+        if parts is None:
+            label = codec.dumps(model.names[labels][code]).decode()
+            k = "null" if model.info.k is None else str(model.info.k)
+            parts = self._fish_parts[key] = (
+                f'{{"prediction":{label},"length":',
+                f',"k":{k},"model":{self._json_name(model)}}}',
+            )
         if self.metrics is not None:
             self.metrics.predicted(model.name, 1)
-        k = "null" if model.info.k is None else str(model.info.k)
-        body = (
-            f'{{"prediction":{label},"length":{x!r},"weight":{w!r},"k":{k},'
-            f'"model":{self._json_name(model)}}}'
-        )
-        return Response(200, body.encode())
+        return Response(200, f'{parts[0]}{x!r},"weight":{w!r}{parts[1]}'.encode())
 
     def _json_name(self, model: LoadedModel) -> str:
         key = (model.name, "en", -1)
