@@ -437,6 +437,9 @@ def _add_perf_serving(which: Any) -> None:
     p.add_argument("--backends", default="starlette,aiohttp,socket",
                    help="comma-separated backends to compare (default: starlette,aiohttp,socket)")
     p.add_argument("--quick", action="store_true", help="3 s per server, 0.5 s warm-up")
+    p.add_argument("--settle", type=_positive_float, default=None, metavar="SECONDS",
+                   help="before each load, wait up to SECONDS for an idle machine (for a "
+                   "shared machine; the 'other CPU' column shows what still interfered)")
     p.add_argument("--json", dest="json_out", default=None, metavar="FILE",
                    help="also write the figures as JSON")
     p.add_argument("--chart", default=None, metavar="FILE.png",
@@ -453,7 +456,7 @@ def _cmd_perf_serving(args: argparse.Namespace) -> int:
         raise ConfigError("--backends needs at least one backend")
     duration = args.duration or (3.0 if args.quick else 10.0)
     load = Load(duration_s=duration, connections=args.connections,
-                warmup_s=min(0.5 if args.quick else 1.0, duration))
+                warmup_s=min(0.5 if args.quick else 1.0, duration), settle_s=args.settle or 0.0)
     figures = serving.run(load, backends)
     _write_perf_outputs(args, figures, "serving")
     return 0
@@ -477,7 +480,14 @@ def _add_perf_scaling(which: Any) -> None:
     p.add_argument("--slice", dest="slice_requests", type=positive_int, default=None,
                    metavar="N", help="sequential GET /fish requests measured and extrapolated "
                    "(default 2,000; 500 with --quick)")
+    p.add_argument("--batch-wait-us", type=positive_int, default=1000, metavar="US",
+                   help="part a also runs batching on with this --batch-wait-us (default 1000)")
+    p.add_argument("--parts", default="abcd",
+                   help="which parts to run: any of a, b, c, d (a and b run together; "
+                   "default: abcd)")
     p.add_argument("--quick", action="store_true", help="3 s per load, 0.5 s warm-up")
+    p.add_argument("--settle", type=_positive_float, default=None, metavar="SECONDS",
+                   help="before each load or timing, wait up to SECONDS for an idle machine")
     p.add_argument("--json", dest="json_out", default=None, metavar="FILE",
                    help="also write the figures as JSON")
     p.add_argument("--chart", default=None, metavar="FILE.png",
@@ -494,9 +504,10 @@ def _cmd_perf_scaling(args: argparse.Namespace) -> int:
         raise ConfigError("--backends needs at least one backend")
     duration = args.duration or (3.0 if args.quick else 10.0)
     load = Load(duration_s=duration, connections=args.connections,
-                warmup_s=min(0.5 if args.quick else 1.0, duration))
+                warmup_s=min(0.5 if args.quick else 1.0, duration), settle_s=args.settle or 0.0)
     figures = scaling.run(load, backends, bulk_rows=args.bulk_rows,
-                          slice_requests=args.slice_requests or (500 if args.quick else 2000))
+                          slice_requests=args.slice_requests or (500 if args.quick else 2000),
+                          parts=args.parts, wait_us=args.batch_wait_us)
     _write_perf_outputs(args, figures, "scaling")
     return 0
 

@@ -41,7 +41,9 @@ class ServeConfig:
     #: micro-batching: most rows per coalesced predict call (<= 1: off)
     batch_max: int = 256
     #: micro-batching: most microseconds to wait for more rows when others are queued
-    batch_wait_us: int = 0
+    #: (a lone request never waits); 1 ms measured 1.7x the throughput of 0 at 64
+    #: connections on the scikit-learn path (docs/performance.md)
+    batch_wait_us: int = 1000
     #: admin routes (POST /admin/reload) are off unless a token is set
     admin_token: str | None = None
     #: serve /metrics
