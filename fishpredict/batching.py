@@ -38,11 +38,18 @@ if TYPE_CHECKING:
 class _Queue:
     model: LoadedModel
     rows: list[tuple[float, float, asyncio.Future[int]]] = field(default_factory=list)
-    running: bool = False
+    #: a flush is scheduled on the loop
+    scheduled: bool = False
+    #: this round already waited ``wait_us`` for company
+    waited: bool = False
 
 
 class MicroBatcher:
-    """Coalesces concurrent single-row predictions per model (one per event loop)."""
+    """Coalesces concurrent single-row predictions per model (one per event loop).
+
+    No task per batch: a flush is a plain loop callback, so a lone request
+    costs one future and one callback more than calling the model directly.
+    """
 
     def __init__(
         self, max_batch: int = 256, wait_us: int = 0, *, metrics: Metrics | None = None
@@ -53,7 +60,6 @@ class MicroBatcher:
         self.wait_s = wait_us / 1e6
         self.metrics = metrics
         self._queues: dict[int, _Queue] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
         #: calls made and rows predicted (for tests and benchmarks)
         self.calls = 0
         self.rows = 0
@@ -67,38 +73,38 @@ class MicroBatcher:
         if q is None:
             q = self._queues[key] = _Queue(model)
         q.rows.append((length, weight, fut))
-        if not q.running:
-            q.running = True
-            task = loop.create_task(self._drain(key, q))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if not q.scheduled:
+            q.scheduled = True
+            loop.call_soon(self._flush, key, q)  # after this turn's other reads
         return await fut
 
-    async def _drain(self, key: int, q: _Queue) -> None:
+    def _flush(self, key: int, q: _Queue) -> None:
+        loop = asyncio.get_running_loop()
+        if self.wait_s > 0 and not q.waited and 1 < len(q.rows) < self.max_batch:
+            q.waited = True  # others are queued: give more a moment to join
+            loop.call_later(self.wait_s, self._flush, key, q)
+            return
+        q.waited = False
+        batch = q.rows[: self.max_batch]
+        del q.rows[: self.max_batch]
+        X = np.array([(x, w) for x, w, _ in batch], dtype=np.float64)
         try:
-            while q.rows:
-                if self.wait_s > 0 and 1 < len(q.rows) < self.max_batch:
-                    await asyncio.sleep(self.wait_s)
-                batch = q.rows[: self.max_batch]
-                del q.rows[: self.max_batch]
-                X = np.array([(x, w) for x, w, _ in batch], dtype=np.float64)
-                try:
-                    codes = q.model.predict_codes(X)
-                except Exception:
-                    self._one_by_one(batch, q.model)
-                    await asyncio.sleep(0)
-                    continue
-                self.calls += 1
-                self.rows += len(batch)
-                if self.metrics is not None:
-                    self.metrics.batch_size.observe(len(batch))
-                for (_, _, fut), code in zip(batch, codes.tolist(), strict=True):
-                    if not fut.done():
-                        fut.set_result(code)
-                await asyncio.sleep(0)  # let the loop read what arrived during the call
-        finally:
-            q.running = False
-            if not q.rows and self._queues.get(key) is q:
+            codes = q.model.predict_codes(X)
+        except Exception:
+            self._one_by_one(batch, q.model)
+        else:
+            self.calls += 1
+            self.rows += len(batch)
+            if self.metrics is not None:
+                self.metrics.batch_size.observe(len(batch))
+            for (_, _, fut), code in zip(batch, codes.tolist(), strict=True):
+                if not fut.done():
+                    fut.set_result(code)
+        if q.rows:  # arrived meanwhile, or over max_batch: next turn, after the loop reads
+            loop.call_soon(self._flush, key, q)
+        else:
+            q.scheduled = False
+            if self._queues.get(key) is q:
                 del self._queues[key]
 
     def _one_by_one(self, batch: list[tuple[float, float, asyncio.Future[int]]],
