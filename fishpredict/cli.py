@@ -451,13 +451,11 @@ def _cmd_perf_serving(args: argparse.Namespace) -> int:
     from .perf import serving
     from .perf.loads import Load
 
-    backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
-    if not backends:
-        raise ConfigError("--backends needs at least one backend")
+    backends = _perf_backends(args.backends)
     duration = args.duration or (3.0 if args.quick else 10.0)
     load = Load(duration_s=duration, connections=args.connections,
                 warmup_s=min(0.5 if args.quick else 1.0, duration), settle_s=args.settle or 0.0)
-    figures = serving.run(load, backends)
+    figures = _perf_run(lambda: serving.run(load, backends))
     _write_perf_outputs(args, figures, "serving")
     return 0
 
@@ -480,8 +478,9 @@ def _add_perf_scaling(which: Any) -> None:
     p.add_argument("--slice", dest="slice_requests", type=positive_int, default=None,
                    metavar="N", help="sequential GET /fish requests measured and extrapolated "
                    "(default 2,000; 500 with --quick)")
-    p.add_argument("--batch-wait-us", type=positive_int, default=1000, metavar="US",
-                   help="part a also runs batching on with this --batch-wait-us (default 1000)")
+    p.add_argument("--batch-wait-us", type=_non_negative_int, default=0, metavar="US",
+                   help="part a also runs batching on with this --batch-wait-us, to compare "
+                   "with serve's default (default 0: no wait)")
     p.add_argument("--parts", default="abcd",
                    help="which parts to run: any of a, b, c, d (a and b run together; "
                    "default: abcd)")
@@ -499,17 +498,50 @@ def _cmd_perf_scaling(args: argparse.Namespace) -> int:
     from .perf import scaling
     from .perf.loads import Load
 
-    backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
-    if not backends:
-        raise ConfigError("--backends needs at least one backend")
+    backends = _perf_backends(args.backends)
     duration = args.duration or (3.0 if args.quick else 10.0)
     load = Load(duration_s=duration, connections=args.connections,
                 warmup_s=min(0.5 if args.quick else 1.0, duration), settle_s=args.settle or 0.0)
-    figures = scaling.run(load, backends, bulk_rows=args.bulk_rows,
-                          slice_requests=args.slice_requests or (500 if args.quick else 2000),
-                          parts=args.parts, wait_us=args.batch_wait_us)
+    slice_requests = args.slice_requests or (500 if args.quick else 2000)
+    figures = _perf_run(lambda: scaling.run(
+        load, backends, bulk_rows=args.bulk_rows, slice_requests=slice_requests,
+        parts=args.parts, wait_us=args.batch_wait_us))
     _write_perf_outputs(args, figures, "scaling")
     return 0
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _perf_run(run: Callable[[], Any]) -> Any:
+    """Run a suite; a server that fails to start becomes one clear error line."""
+    from .testing.server import ServerError
+
+    try:
+        return run()
+    except ServerError as exc:
+        lines = str(exc).strip().splitlines()
+        detail = lines[-1].strip() if len(lines) > 1 else ""
+        raise FishpredictError(f"{lines[0]}" + (f" ({detail})" if detail else "")) from None
+
+
+def _perf_backends(text: str) -> tuple[str, ...]:
+    """``--backends a,b``: each one installed and usable, checked before any server starts."""
+    from .plugins import registry
+
+    backends = tuple(b.strip() for b in text.split(",") if b.strip())
+    if not backends:
+        raise ConfigError("--backends needs at least one backend")
+    for name in backends:
+        registry().get_available_backend(name)
+    return backends
 
 
 def _write_perf_outputs(args: argparse.Namespace, figures: Any, suite: str) -> None:

@@ -84,7 +84,7 @@ def test_perf_scaling_prints_every_part_figure_and_target(
     for want in wanted:
         assert any(want in t for t in targets), want
     assert "also: batching on, 2 workers vs 1" in text
-    assert "also: batching on with --batch-wait-us 1000 vs off" in text
+    assert "also: batching on with --batch-wait-us 0 vs off" in text
     assert "connections per worker during the load: socket sklearn batching off, 2 workers" in text
     assert "(*) extrapolated: 50 requests measured" in text
     assert re.search(r"-> 0 disagreements", text)

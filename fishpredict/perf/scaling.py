@@ -3,7 +3,7 @@
 a. micro-batching on the scikit-learn path (``--no-fast-path``): ``--batch-max
    256`` vs ``--batch-max 1`` at 64 connections (target >= 8x requests/s), and
    the p50 of a lone connection (target: on within 10 % of off); also batching
-   on with ``--batch-wait-us 1000``, the lever for five models sharing a load;
+   on with another ``--batch-wait-us`` (default 0, against ``serve``'s 1 ms);
 b. ``--workers 2`` vs ``--workers 1`` on the scikit-learn path (target >= 1.7x;
    batching off is the target configuration, batching on is shown too), with
    how the connections were spread over the workers;
@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from ..config import ServeConfig
 from ..errors import ConfigError
 from .bulk import bulk_part
 from .loads import (
@@ -48,8 +49,9 @@ TARGET_BATCH_RATIO = 8.0
 TARGET_P50_SLACK = 1.10
 TARGET_WORKERS_RATIO = 1.7
 TARGET_NGINX_SHARE = 0.45
-#: the extra micro-batching row of part a: a wait for more rows (``--batch-wait-us``)
-DEFAULT_WAIT_US = 1000
+#: the extra micro-batching row of part a: its ``--batch-wait-us`` (``serve``'s default
+#: waits up to 1 ms for more rows; this row shows what no wait gives)
+DEFAULT_WAIT_US = 0
 #: the suite's parts; a (batching) and b (workers) share their servers and run together
 PARTS = "abcd"
 
@@ -112,13 +114,14 @@ class _Suite:
     def batching_and_workers(self, backend: str) -> None:
         say, load = self.say, self.load
         found: dict[str, Measurement] = {}
+        default_wait = ServeConfig().batch_wait_us
         wait = ("--batch-wait-us", str(self.wait_us))
         configs = [
-            ("on", "on", 1, BATCH_ON),
+            ("on", f"on (wait {default_wait} us)", 1, BATCH_ON),
             ("off", "off", 1, BATCH_OFF),
             ("off", "off", 2, BATCH_OFF),
-            ("on", "on", 2, BATCH_ON),
-            ("wait", f"on, --batch-wait-us {self.wait_us}", 1, (*BATCH_ON, *wait)),
+            ("on", f"on (wait {default_wait} us)", 2, BATCH_ON),
+            ("wait", f"on (wait {self.wait_us} us)", 1, (*BATCH_ON, *wait)),
         ]
         for key, state, workers, batch in configs:
             name = f"{backend} sklearn batching {state}, {workers} worker{'s' * (workers > 1)}"
@@ -134,7 +137,8 @@ class _Suite:
         on, off, tuned = found["on1"], found["off1"], found["wait1"]
         say(
             f"\n## a. micro-batching on the scikit-learn path ({backend}, --no-fast-path, "
-            "1 worker): --batch-max 256 (on) vs --batch-max 1 (off)"
+            f"1 worker): --batch-max 256 (on; serve's default --batch-wait-us {default_wait}) "
+            f"vs --batch-max 1 (off); also on with --batch-wait-us {self.wait_us}"
         )
         say(
             table(
