@@ -18,7 +18,8 @@ import pytest
 
 from fishpredict.cli import main
 from fishpredict.perf import serving
-from fishpredict.perf.loads import Load, Measurement, notes, ratio
+from fishpredict.perf.loads import Load, Measurement
+from fishpredict.perf.report import notes, ratio
 
 VERDICT = re.compile(r" (MET|NOT MET)$")
 
@@ -137,3 +138,42 @@ def test_other_cores_is_what_the_run_does_not_explain() -> None:
 def test_load_describes_itself() -> None:
     text = Load(duration_s=2, connections=1).describe()
     assert "1 keep-alive connection," in text and "2 s" in text and "1,5,15,25,49" in text
+
+
+def _measured(other_busy_pct: float) -> Measurement:
+    """A measurement whose machine was ``other_busy_pct`` busier than server + generator."""
+    n = os.cpu_count() or 1
+    return Measurement(
+        name="x",
+        connections=64,
+        rps=1.0,
+        p50_ms=1.0,
+        p99_ms=1.0,
+        requests=1,
+        errors={},
+        generator_cores=0.0,
+        server_cores=0.0,
+        machine_busy_pct=other_busy_pct * 100 / n,
+    )
+
+
+def test_a_disturbed_load_is_measured_again_and_the_quietest_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from fishpredict.perf import loads
+
+    attempts = iter([_measured(0.9), _measured(0.5), _measured(0.1), _measured(0.0)])
+    monkeypatch.setattr(loads, "_measure_once", lambda *a: next(attempts))
+    m = loads.measure("x", "http://127.0.0.1:1", Load(settle_s=1.0))
+    assert m.other_cores == pytest.approx(0.1)  # the third was quiet enough: no fourth
+    assert any("measured 3 times" in w for w in m.warnings)
+    assert next(attempts).other_cores == 0.0
+
+
+def test_without_settle_a_load_is_measured_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fishpredict.perf import loads
+
+    calls = []
+    monkeypatch.setattr(loads, "_measure_once", lambda *a: calls.append(a) or _measured(0.9))
+    m = loads.measure("x", "http://127.0.0.1:1", Load())
+    assert len(calls) == 1 and m.warnings == []

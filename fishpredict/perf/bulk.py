@@ -26,8 +26,9 @@ import numpy.typing as npt
 
 from ..client import Client, ServerError
 from ..dataset import label_of
-from .loads import SEED_KS, Say, ratio
+from .loads import SEED_KS, Say
 from .machine import table
+from .report import ratio
 from .servers import fishpredict_server, seed_server
 
 TARGET_BULK_S = 1.0

@@ -23,23 +23,19 @@ from typing import Any
 from ..config import ServeConfig
 from ..errors import ConfigError
 from .bulk import bulk_part
-from .loads import (
-    Load,
-    Measurement,
-    Say,
+from .loads import Load, Measurement, Say, measure, wait_until_idle
+from .machine import header, table
+from .report import (
     cores,
     cpu_legend,
     env_line,
     errors_text,
     load_line,
-    measure,
     notes,
     ratio,
     spread_notes,
     verdict,
-    wait_until_idle,
 )
-from .machine import header, table
 from .servers import fishpredict_server
 
 BATCH_ON = ("--batch-max", "256")

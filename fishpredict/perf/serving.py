@@ -17,22 +17,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .loads import (
-    Load,
-    Measurement,
-    Say,
+from .loads import Load, Measurement, Say, measure
+from .machine import header, table
+from .report import (
     cores,
     cpu_legend,
     env_line,
     errors_text,
     load_line,
-    measure,
     notes,
     ratio,
     spread_notes,
     verdict,
 )
-from .machine import header, table
 from .servers import fishpredict_server, seed_server
 
 BACKENDS: tuple[str, ...] = ("starlette", "aiohttp", "socket")
