@@ -9,9 +9,10 @@ keep-alive connection is closed after the keep-alive timeout; a body that stops
 mid-way gets 408 (or a close) at the request timeout; and 500 oversized bodies
 do not grow the server's memory.
 
-The timeouts have no ``fishpredict serve`` flag yet (see
-:func:`test_every_limit_has_a_serve_flag`), so these servers are started through
-:func:`fishpredict.faults.configured_server` with a full ServeConfig. Where a
+Every limit has a ``fishpredict serve`` flag (see
+:func:`test_every_limit_has_a_serve_flag`); these servers are started through
+:func:`fishpredict.faults.configured_server` with a full ServeConfig, which
+sets them all at once. Where a
 backend cannot enforce a limit the test is ``xfail(strict=True)`` with the gap;
 docs/reliability.md has the table.
 """
