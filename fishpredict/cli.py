@@ -424,16 +424,29 @@ def _cmd_perf_predictor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_load_options(p: argparse.ArgumentParser) -> None:
+    """The load options ``perf serving`` and ``perf scaling`` share."""
+    p.add_argument("--duration", type=_positive_float, default=None, metavar="SECONDS",
+                   help="measured seconds per load (default 10; 3 with --quick)")
+    p.add_argument("--connections", type=positive_int, default=64,
+                   help="keep-alive connections, one request in flight each (default 64)")
+
+
+def _load_from(args: argparse.Namespace) -> Any:
+    from .perf.loads import Load
+
+    duration = args.duration or (3.0 if args.quick else 10.0)
+    return Load(duration_s=duration, connections=args.connections,
+                warmup_s=min(0.5 if args.quick else 1.0, duration), settle_s=args.settle or 0.0)
+
+
 def _add_perf_serving(which: Any) -> None:
     p = which.add_parser(
         "serving", help="every backend vs the seed's server: req/s, p50, p99, errors, ratios",
         description="Start the seed's FastAPI server (the baseline), then each backend (1 and "
                     "2 workers), one at a time, and load each with the same closed-model load "
                     "from fishpredict's bench engine. See docs/performance.md.")
-    p.add_argument("--duration", type=_positive_float, default=None, metavar="SECONDS",
-                   help="measured seconds per server (default 10; 3 with --quick)")
-    p.add_argument("--connections", type=positive_int, default=64,
-                   help="keep-alive connections, one request in flight each (default 64)")
+    _add_load_options(p)
     p.add_argument("--backends", default="starlette,aiohttp,socket",
                    help="comma-separated backends to compare (default: starlette,aiohttp,socket)")
     p.add_argument("--quick", action="store_true", help="3 s per server, 0.5 s warm-up")
@@ -449,12 +462,8 @@ def _add_perf_serving(which: Any) -> None:
 
 def _cmd_perf_serving(args: argparse.Namespace) -> int:
     from .perf import serving
-    from .perf.loads import Load
-
     backends = _perf_backends(args.backends)
-    duration = args.duration or (3.0 if args.quick else 10.0)
-    load = Load(duration_s=duration, connections=args.connections,
-                warmup_s=min(0.5 if args.quick else 1.0, duration), settle_s=args.settle or 0.0)
+    load = _load_from(args)
     figures = _perf_run(lambda: serving.run(load, backends))
     _write_perf_outputs(args, figures, "serving")
     return 0
@@ -467,10 +476,7 @@ def _add_perf_scaling(which: Any) -> None:
                     "scikit-learn path; 100,000 rows x 5 k through the .npy endpoint vs one "
                     "GET /fish per row the seed's way; the socket backend vs nginx answering "
                     "a fixed response. See docs/performance.md.")
-    p.add_argument("--duration", type=_positive_float, default=None, metavar="SECONDS",
-                   help="measured seconds per load (default 10; 3 with --quick)")
-    p.add_argument("--connections", type=positive_int, default=64,
-                   help="keep-alive connections of the many-connections loads (default 64)")
+    _add_load_options(p)
     p.add_argument("--backends", default="socket",
                    help="backends for the batching and workers parts (default: socket)")
     p.add_argument("--bulk-rows", type=positive_int, default=100_000,
@@ -496,12 +502,8 @@ def _add_perf_scaling(which: Any) -> None:
 
 def _cmd_perf_scaling(args: argparse.Namespace) -> int:
     from .perf import scaling
-    from .perf.loads import Load
-
     backends = _perf_backends(args.backends)
-    duration = args.duration or (3.0 if args.quick else 10.0)
-    load = Load(duration_s=duration, connections=args.connections,
-                warmup_s=min(0.5 if args.quick else 1.0, duration), settle_s=args.settle or 0.0)
+    load = _load_from(args)
     slice_requests = args.slice_requests or (500 if args.quick else 2000)
     figures = _perf_run(lambda: scaling.run(
         load, backends, bulk_rows=args.bulk_rows, slice_requests=slice_requests,
