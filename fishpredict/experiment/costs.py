@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import pickle
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ..perf.predictor import per_call
 
 #: the model the costs are measured on (the seed's default ``k``)
 COST_K = 5
@@ -49,19 +50,7 @@ class RequestCosts:
 
 def per_call_us(fn: Callable[[], Any], seconds: float, min_calls: int = 20) -> float:
     """Microseconds per call of ``fn``: best of three rounds of ``seconds / 3`` each."""
-    fn()  # warm up
-    best = float("inf")
-    for _ in range(3):
-        calls = 0
-        start = time.perf_counter()
-        while True:
-            fn()
-            calls += 1
-            elapsed = time.perf_counter() - start
-            if calls >= min_calls and elapsed >= seconds / 3:
-                break
-        best = min(best, elapsed / calls)
-    return best * 1e6
+    return per_call(fn, seconds, min_calls) * 1e6
 
 
 def measure_costs(seconds: float = 1.0) -> RequestCosts:

@@ -23,7 +23,7 @@ import numpy as np
 from .machine import header, table
 
 
-def _per_call(fn: Callable[[], Any], min_seconds: float, min_calls: int = 50) -> float:
+def per_call(fn: Callable[[], Any], min_seconds: float, min_calls: int = 50) -> float:
     """Seconds per call: repeated until ``min_seconds`` have passed (best of 3 rounds)."""
     fn()  # warm up
     best = float("inf")
@@ -99,8 +99,8 @@ def run(big_rows: int = 10_000_000, chunk_rows: int = 1_000_000, quick: bool = F
     secs = 1.0 if quick else 3.0
 
     # 1. one row
-    one_fast = _per_call(lambda: fast.predict(30.0, 600.0, k=5), secs)
-    one_sk = _per_call(lambda: slow.predict(30.0, 600.0, k=5), secs)
+    one_fast = per_call(lambda: fast.predict(30.0, 600.0, k=5), secs)
+    one_sk = per_call(lambda: slow.predict(30.0, 600.0, k=5), secs)
     say("\n## one-row predict (k=5, same model)")
     say(table([("path", "us/call", "calls/s", "ratio"),
                ("scikit-learn predict", f"{one_sk * 1e6:.1f}", f"{1 / one_sk:,.0f}", "1.0x"),
@@ -116,8 +116,8 @@ def run(big_rows: int = 10_000_000, chunk_rows: int = 1_000_000, quick: bool = F
     rows: list[tuple[str, ...]] = [("k", "scikit-learn ms", "fast path ms", "fast/sklearn speed")]
     batch: dict[int, tuple[float, float]] = {}
     for k in fast.ks:
-        t_fast = _per_call(partial(fast.predict_codes, X, k), secs / 2, min_calls=3)
-        t_sk = _per_call(partial(slow.predict_codes, X, k), secs / 2, min_calls=3)
+        t_fast = per_call(partial(fast.predict_codes, X, k), secs / 2, min_calls=3)
+        t_sk = per_call(partial(slow.predict_codes, X, k), secs / 2, min_calls=3)
         batch[k] = (t_sk, t_fast)
         rows.append((str(k), f"{t_sk * 1e3:.1f}", f"{t_fast * 1e3:.1f}", f"{t_sk / t_fast:.2f}x"))
     say("\n## 100,000 rows")
