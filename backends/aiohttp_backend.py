@@ -199,7 +199,7 @@ class AiohttpBackend(Backend):
     """aiohttp's low-level web server; graceful drain through ``ServerRunner.cleanup``."""
 
     name: ClassVar[str] = "aiohttp"
-    summary: ClassVar[str] = "aiohttp web server (ServerRunner on the shared socket)"
+    summary: ClassVar[str] = "aiohttp web server (ServerRunner on the socket fishpredict bound)"
     requires: ClassVar[tuple[str, ...]] = ("aiohttp",)
 
     async def serve(self, service: Service, sock: socket.socket, stop: asyncio.Event) -> None:

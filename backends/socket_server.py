@@ -4,8 +4,9 @@ Timeouts cost nothing per request: each connection keeps one ``deadline``
 float, and a sweeper task wakes every fraction of the shortest timeout,
 refreshes a coarse clock and the cached ``Date`` line, and tells the
 connections whose deadline has passed. With ``--workers N`` each worker runs
-its own asyncio Server over its inherited copy of the listening socket;
-closing that Server closes only this worker's copy.
+its own asyncio Server over the listening socket it inherited (its own accept
+queue, or one shared by all with ``--shared-socket``); closing that Server
+closes only this worker's copy.
 """
 
 from __future__ import annotations

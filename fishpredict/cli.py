@@ -136,7 +136,11 @@ def _add_serve(sub: Any) -> None:
                    help="address to bind (default: 127.0.0.1, loopback only)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 = any free)")
     p.add_argument("--workers", type=positive_int, default=1,
-                   help="worker processes sharing one socket (default: 1)")
+                   help="worker processes, forked after the models load (default: 1)")
+    p.add_argument("--shared-socket", dest="reuse_port", action="store_false",
+                   help="with --workers N: every worker accepts on one shared socket, instead "
+                        "of one accept queue per worker on the port (SO_REUSEPORT, the default "
+                        "on Linux), which spreads connections evenly")
     _add_predictor_options(p)
     p.add_argument("--no-cache", dest="cache", action="store_false",
                    help="unpickle the model on every request (the seed's first design; "
@@ -173,8 +177,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if not token:
             raise ConfigError(f"environment variable {args.admin_token_env} is empty or unset")
     config = ServeConfig(
-        host=args.host, port=args.port, workers=args.workers, labels=args.labels,
-        admin_token=token, **{field: getattr(args, field) for field, _, _ in _SERVE_LIMITS},
+        host=args.host, port=args.port, workers=args.workers, reuse_port=args.reuse_port,
+        labels=args.labels, admin_token=token,
+        **{field: getattr(args, field) for field, _, _ in _SERVE_LIMITS},
     )
     from .plugins import registry
 

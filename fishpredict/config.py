@@ -19,6 +19,9 @@ class ServeConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
+    #: with workers > 1: one listening socket per worker on the one port (SO_REUSEPORT;
+    #: the kernel spreads connections), else one socket every worker accepts on
+    reuse_port: bool = True
     labels: Language = "en"
     #: largest request body accepted (bytes); more -> 413
     max_body_bytes: int = 16 * 1024 * 1024

@@ -1,11 +1,20 @@
 """The process model of ``fishpredict serve``.
 
 1. Load the models once, in the parent process.
-2. Bind one listening socket (loopback unless told otherwise).
+2. Listen on one address (loopback unless told otherwise).
 3. With one worker, serve in this process. With ``workers=N``, fork N
    workers after loading, so they share the model pages copy-on-write
-   (``gc.freeze`` keeps the collector from dirtying them), and all accept on
-   the one socket. The parent supervises: a worker that dies is replaced.
+   (``gc.freeze`` keeps the collector from dirtying them). The parent binds
+   the port before forking and supervises: a worker that dies is replaced,
+   and its replacement takes over the same listening socket.
+
+   How the workers accept (``ServeConfig.reuse_port``): by default, where the
+   kernel has ``SO_REUSEPORT``, each worker has its own accept queue on the
+   one port and the kernel spreads new connections over them by a hash of
+   the client's address. With one socket shared by every worker, whichever
+   worker wakes first takes every connection queued at that moment: a burst
+   of 64 keep-alive connections measured 64 + 0 in three runs of five
+   (docs/performance.md), leaving one worker idle for the whole load.
 4. SIGTERM/SIGINT: every worker stops accepting, marks itself not ready
    (``/readyz`` answers 503), finishes in-flight requests within the drain
    timeout, and exits 0. SIGHUP reloads the models from disk.
@@ -16,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import gc
 import logging
 import os
@@ -58,8 +68,17 @@ def _remember_signals(*, forget: bool = True) -> None:
         signal.signal(signum, _remember)
 
 
-def bind(host: str, port: int, backlog: int = 4096) -> socket.socket:
-    """A listening, non-blocking TCP socket; :class:`ConfigError` if the address is unusable."""
+#: whether this kernel can give each worker its own accept queue on one port
+HAVE_REUSEPORT = hasattr(socket, "SO_REUSEPORT") and sys.platform.startswith("linux")
+
+
+def bind(host: str, port: int, backlog: int = 4096, *, reuse_port: bool = False
+         ) -> socket.socket:
+    """A listening, non-blocking TCP socket; :class:`ConfigError` if the address is unusable.
+
+    ``reuse_port`` sets ``SO_REUSEPORT``, so that more sockets may join the port
+    (see :func:`listen`).
+    """
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
@@ -68,6 +87,8 @@ def bind(host: str, port: int, backlog: int = 4096) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(addr)
         sock.listen(backlog)
         sock.setblocking(False)
@@ -79,6 +100,29 @@ def bind(host: str, port: int, backlog: int = 4096) -> socket.socket:
             raise ConfigError(f"no permission to listen on {host}:{port}") from None
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     return sock
+
+
+def listen(host: str, port: int, count: int, backlog: int = 4096) -> list[socket.socket]:
+    """``count`` listening sockets on one port, joined with ``SO_REUSEPORT``: one accept
+    queue per worker, the kernel spreading new connections over them.
+
+    A plain socket binds first and is closed again, so that a port some other
+    process listens on is refused as in :func:`bind` (a ``SO_REUSEPORT`` socket
+    would join another process's group of the same user instead). With port 0
+    it picks the free port that the group then binds.
+    """
+    probe = bind(host, port, backlog)
+    port = probe.getsockname()[1]
+    probe.close()
+    group: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            group.append(bind(host, port, backlog, reuse_port=True))
+    except ConfigError:
+        for sock in group:
+            sock.close()
+        raise
+    return group
 
 
 def raise_fd_limit() -> None:
@@ -193,12 +237,14 @@ def _fork_worker(work: Callable[[], int]) -> int:
     return pid
 
 
-def supervise(work: Callable[[], int], workers: int, drain_timeout: float) -> int:
-    """Fork ``workers`` children running ``work``, replace any that die, and
-    forward SIGTERM/SIGINT/SIGHUP. Returns 0 when every worker drained cleanly."""
+def supervise(work: Callable[[int], int], workers: int, drain_timeout: float) -> int:
+    """Fork ``workers`` children, child ``i`` running ``work(i)``; replace any that
+    dies with a new child of the same index, and forward SIGTERM/SIGINT/SIGHUP.
+    Returns 0 when every worker drained cleanly."""
     gc.collect()
     gc.freeze()  # keep model pages shared: the collector won't touch frozen objects
-    children: dict[int, float] = {}
+    #: pid -> (worker index, start time)
+    children: dict[int, tuple[int, float]] = {}
     stopping = False
     received: list[int] = []
 
@@ -214,8 +260,8 @@ def supervise(work: Callable[[], int], workers: int, drain_timeout: float) -> in
     received.extend(_early)
     _early.clear()
     try:
-        for _ in range(workers):
-            children[_fork_worker(work)] = time.monotonic()
+        for index in range(workers):
+            children[_fork_worker(functools.partial(work, index))] = (index, time.monotonic())
         failures = 0
         deadline: float | None = None
         while children:
@@ -245,7 +291,7 @@ def supervise(work: Callable[[], int], workers: int, drain_timeout: float) -> in
                     deadline = None
                 time.sleep(0.05)  # a supervisor tick; signals are handled on the next pass
                 continue
-            started = children.pop(pid)
+            index, started = children.pop(pid)
             code = os.waitstatus_to_exitcode(status)
             if stopping:
                 failures += code != 0
@@ -253,7 +299,7 @@ def supervise(work: Callable[[], int], workers: int, drain_timeout: float) -> in
             log.warning("worker %d exited with %d; starting a new one", pid, code)
             if time.monotonic() - started < 1.0:
                 time.sleep(1.0)  # a worker that dies at once: don't spin
-            children[_fork_worker(work)] = time.monotonic()
+            children[_fork_worker(functools.partial(work, index))] = (index, time.monotonic())
         return 0 if failures == 0 else 1
     finally:
         for s, handler in old.items():
@@ -270,27 +316,37 @@ def serve(
     """Run ``fishpredict serve``: the exit code (0 after a clean drain)."""
     backend = registry().get_available_backend(backend_name)
     pred = predictor if isinstance(predictor, Predictor) else predictor()
-    sock = bind(config.host, config.port)
-    port = sock.getsockname()[1]
+    per_worker = config.workers > 1 and config.reuse_port and HAVE_REUSEPORT
+    if per_worker:
+        sockets = listen(config.host, config.port, config.workers)
+    else:
+        sockets = [bind(config.host, config.port)]
+    port = sockets[0].getsockname()[1]
     previous = {signum: signal.getsignal(signum) for signum in HANDLED_SIGNALS}
     _remember_signals()
     if announce is not None:
         print(
             f"fishpredict: serving {len(pred.models())} models with backend {backend.name!r}, "
-            f"{config.workers} worker{'s' if config.workers > 1 else ''}, "
+            f"{config.workers} worker{'s' if config.workers > 1 else ''}"
+            f"{' (one accept queue each)' if per_worker else ''}, "
             f"on http://{config.host}:{port}",
             file=announce,
             flush=True,
         )
     try:
         if config.workers == 1:
-            return run_worker(backend, Service(pred, config), sock)
+            return run_worker(backend, Service(pred, config), sockets[0])
 
-        def work() -> int:
-            return run_worker(backend, Service(pred, config), sock)
+        def work(index: int) -> int:
+            mine = sockets[index] if per_worker else sockets[0]
+            for other in sockets:
+                if other is not mine:
+                    other.close()  # this process's copy only; the supervisor keeps them
+            return run_worker(backend, Service(pred, config), mine)
 
         return supervise(work, config.workers, config.drain_timeout)
     finally:
-        sock.close()
+        for sock in sockets:
+            sock.close()
         for signum, handler in previous.items():
             signal.signal(signum, handler)

@@ -13,8 +13,12 @@ import pytest
 
 from fishpredict.cli import main
 from fishpredict.errors import ConfigError
-from fishpredict.serve import bind
-from fishpredict.testing.server import start_server
+from fishpredict.perf.loads import worker_connections
+from fishpredict.serve import HAVE_REUSEPORT, bind, listen
+from fishpredict.testing.client import Client
+from fishpredict.testing.server import ServerProcess, start_server
+
+needs_reuseport = pytest.mark.skipif(not HAVE_REUSEPORT, reason="no SO_REUSEPORT here")
 
 
 def children(pid: int) -> list[int]:
@@ -57,6 +61,102 @@ def test_a_dead_worker_is_replaced() -> None:
         with srv.client() as c:
             assert c.get("/healthz").status == 200
         assert srv.stop() == 0
+
+
+def listening_sockets(pid: int, port: int) -> set[str]:
+    """The identities (``socket:[inode]``) of the sockets ``pid`` listens on at ``port``."""
+    import psutil
+
+    proc = psutil.Process(pid)
+    fds = {c.fd for c in proc.net_connections("tcp")
+           if c.status == psutil.CONN_LISTEN and c.laddr.port == port}
+    return {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in fds}
+
+
+def answer_on_fresh_connections(srv: ServerProcess, count: int) -> list[Client]:
+    """``count`` new connections, each answered once and kept open (closed by the caller)."""
+    clients = []
+    try:
+        for _ in range(count):
+            c = Client(srv.host, srv.port, timeout=10)
+            clients.append(c)
+            assert c.get("/healthz").status == 200
+    except BaseException:
+        for c in clients:
+            c.close()
+        raise
+    return clients
+
+
+@needs_reuseport
+def test_each_worker_has_its_own_accept_queue_and_connections_spread() -> None:
+    with start_server("socket", "--workers", "2") as srv:
+        kids = children(srv.pid)
+        queues = [listening_sockets(k, srv.port) for k in kids]
+        assert all(len(q) == 1 for q in queues) and queues[0] != queues[1], queues
+        clients = answer_on_fresh_connections(srv, 64)
+        try:
+            spread = worker_connections(srv.pid)
+        finally:
+            for c in clients:
+                c.close()
+        # the kernel hashes each connection to a queue: 64 + 0 has odds of 2**-63
+        assert spread is not None and len(spread) == 2 and min(spread) > 0, spread
+        assert srv.stop() == 0
+
+
+def test_shared_socket_is_one_socket_for_every_worker() -> None:
+    with start_server("socket", "--workers", "2", "--shared-socket") as srv:
+        queues = [listening_sockets(k, srv.port) for k in children(srv.pid)]
+        assert len(queues) == 2 and queues[0] == queues[1] and len(queues[0]) == 1, queues
+        assert "one accept queue each" not in srv.stdout_lines[0]
+        assert srv.stop() == 0
+
+
+@needs_reuseport
+def test_a_replaced_worker_takes_over_its_accept_queue() -> None:
+    """Connections the kernel hashes to a dead worker's queue are answered by its
+    replacement: none is stranded in a queue nobody accepts on."""
+    with start_server("socket", "--workers", "2") as srv:
+        before = children(srv.pid)
+        queue = listening_sockets(before[0], srv.port)
+        os.kill(before[0], signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            now = children(srv.pid)
+            if len(now) == 2 and before[0] not in now:
+                break
+            time.sleep(0.1)  # polling the supervisor, bounded by the deadline
+        else:
+            pytest.fail(f"no replacement worker: {children(srv.pid)}")
+        new = next(k for k in now if k not in before)
+        assert listening_sockets(new, srv.port) == queue
+        for c in answer_on_fresh_connections(srv, 32):
+            c.close()
+        assert srv.stop() == 0
+
+
+@needs_reuseport
+def test_a_port_another_process_shares_is_refused() -> None:
+    """A SO_REUSEPORT listener of the same user would let a group join it silently."""
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"port {port} on 127.0.0.1 is already in use"):
+            listen("127.0.0.1", port, 2)
+
+
+@needs_reuseport
+def test_listen_gives_one_port_for_the_group() -> None:
+    group = listen("127.0.0.1", 0, 3)
+    try:
+        ports = {s.getsockname()[1] for s in group}
+        assert len(group) == 3 and len(ports) == 1 and 0 not in ports
+    finally:
+        for s in group:
+            s.close()
 
 
 def test_port_in_use_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None:

@@ -138,9 +138,10 @@ def _tree_cpu_s(pid: int) -> float | None:
 
 def worker_connections(pid: int) -> list[int] | None:
     """Established TCP connections held by each worker of a multi-process server (``pid``
-    is the supervisor), most first; None for a one-process server. The workers share one
-    listening socket, so how the kernel hands out a burst of new connections decides
-    how evenly keep-alive load spreads over them."""
+    is the supervisor), most first; None for a one-process server. Keep-alive
+    connections never move, so how the kernel hands out the load's connections (a hash
+    over per-worker accept queues, or a race on one ``--shared-socket``) decides how
+    evenly the load spreads over the workers."""
     try:
         import psutil
     except ImportError:

@@ -73,8 +73,8 @@ class Server(ThreadingHTTPServer):
         super().__init__(sock.getsockname()[:2], Handler, bind_and_activate=False)
         self.socket.close()  # the fresh socket TCPServer made; we serve the inherited one
         # The listening socket stays non-blocking: with several workers on one
-        # socket, another worker may take the connection we were woken for, and
-        # a blocking accept() would then hang this server (and its shutdown).
+        # shared socket (--shared-socket), another worker may take the connection
+        # we were woken for, and a blocking accept() would then hang this server (and its shutdown).
         # http.server treats the resulting BlockingIOError as "nothing to accept".
         self.socket = sock
         self.server_name, self.server_port = sock.getsockname()[:2]
