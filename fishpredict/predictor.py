@@ -175,9 +175,9 @@ def _load_file(
             return replace(_cache[key], info=replace(_cache[key].info, name=name))
         estimator = artifacts.loads(blob, str(path))
         load_count += 1
-        model = _prepare(
-            estimator, name, digest, str(path), fast_path=fast_path, blob=blob, path=str(path)
-        )
+        # no blob: the model is back on disk at ``path`` (cache=False reads it from there),
+        # and keeping the pickled bytes would hold a second copy of the model in memory
+        model = _prepare(estimator, name, digest, str(path), fast_path=fast_path, path=str(path))
         if use_cache:
             _cache[key] = model
         return model

@@ -180,3 +180,44 @@ def test_huge_values_match_sklearn_without_warnings(k: int) -> None:
         ones = [fast.classes[fast.predict_one(a, b)] for a, b in X]
     assert list(ours) == list(expected) == ones
     fast.predict(X)  # and our own path raises no warning (filterwarnings=error)
+
+
+def generated_knn(rows: int, k: int = 5) -> KNeighborsClassifier:
+    from fishpredict import synth
+
+    X, y = synth.sample(rows, seed=rows)
+    return KNeighborsClassifier(n_neighbors=k).fit(X, y)
+
+
+def test_a_larger_training_set_batches_through_sklearn_and_answers_one_row_here() -> None:
+    est = generated_knn(fastknn.BATCH_MAX_TRAIN * 8)
+    fast = fastknn.compile_knn(est)
+    assert fast is not None
+    X = fastknn.check_set(np.asarray(est._fit_X), n_random=3000, seed=1)
+    want = np.searchsorted(fast.classes, est.predict(X))
+    assert np.array_equal(fast.predict_codes(X), want)
+    one = [fast.predict_one(float(a), float(b)) for a, b in X[::7]]
+    assert one == list(want[::7])
+    assert fastknn.check(fast) == 0
+
+
+def test_the_check_set_is_bounded_for_large_training_sets() -> None:
+    m = 5000  # 12.5 million pairs: every midpoint would take minutes to check
+    X = np.random.default_rng(0).uniform(1, 100, (m, 2))
+    got = fastknn.check_set(X, n_random=100)
+    assert len(got) == m + fastknn.CHECK_MAX_PAIRS + (m - 1) + 100
+    small = load_fish().X
+    assert len(fastknn.check_set(small, n_random=0)) == 49 + 49 * 48 // 2
+
+
+def test_training_sets_past_the_one_row_limit_get_no_fast_path() -> None:
+    est = generated_knn(fastknn.ONE_MAX_TRAIN + 1)
+    assert fastknn.compile_knn(est) is None
+
+
+def test_a_sabotaged_one_row_path_is_caught_by_the_check() -> None:
+    est = generated_knn(fastknn.BATCH_MAX_TRAIN * 8)
+    fast = fastknn.compile_knn(est)
+    assert fast is not None and fastknn.check(fast) == 0
+    fast._y_codes = 1 - fast._y_codes  # only the one-row path reads these for 2 classes
+    assert fastknn.check(fast) > 0
