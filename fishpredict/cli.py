@@ -480,7 +480,7 @@ def _add_perf_scaling(which: Any) -> None:
         description="In one run: micro-batching on vs off and 2 workers vs 1 on the "
                     "scikit-learn path; 100,000 rows x 5 k through the .npy endpoint vs one "
                     "GET /fish per row the seed's way; the socket backend vs nginx answering "
-                    "a fixed response. See docs/performance.md.")
+                    "a fixed response; the memory of N workers vs 1. See docs/performance.md.")
     _add_load_options(p)
     p.add_argument("--backends", default="socket",
                    help="backends for the batching and workers parts (default: socket)")
@@ -492,9 +492,14 @@ def _add_perf_scaling(which: Any) -> None:
     p.add_argument("--batch-wait-us", type=_non_negative_int, default=0, metavar="US",
                    help="part a also runs batching on with this --batch-wait-us, to compare "
                    "with serve's default (default 0: no wait)")
-    p.add_argument("--parts", default="abcd",
-                   help="which parts to run: any of a, b, c, d (a and b run together; "
-                   "default: abcd)")
+    p.add_argument("--memory-rows", type=positive_int, default=None, metavar="N",
+                   help="training rows of the model part e serves (default 2,000,000; "
+                   "500,000 with --quick)")
+    p.add_argument("--memory-workers", type=positive_int, default=4, metavar="N",
+                   help="workers part e compares with 1 (default 4)")
+    p.add_argument("--parts", default="abcde",
+                   help="which parts to run: any of a, b, c, d, e (a and b run together; "
+                   "default: abcde)")
     p.add_argument("--quick", action="store_true", help="3 s per load, 0.5 s warm-up")
     p.add_argument("--settle", type=_positive_float, default=None, metavar="SECONDS",
                    help="before each load or timing, wait up to SECONDS for an idle machine")
@@ -512,7 +517,9 @@ def _cmd_perf_scaling(args: argparse.Namespace) -> int:
     slice_requests = args.slice_requests or (500 if args.quick else 2000)
     figures = _perf_run(lambda: scaling.run(
         load, backends, bulk_rows=args.bulk_rows, slice_requests=slice_requests,
-        parts=args.parts, wait_us=args.batch_wait_us))
+        parts=args.parts, wait_us=args.batch_wait_us,
+        memory_rows=args.memory_rows or (500_000 if args.quick else 2_000_000),
+        memory_workers=args.memory_workers))
     _write_perf_outputs(args, figures, "scaling")
     return 0
 

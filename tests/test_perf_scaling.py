@@ -52,6 +52,10 @@ def test_perf_scaling_prints_every_part_figure_and_target(
             "2000",
             "--slice",
             "50",
+            "--memory-rows",
+            "200000",
+            "--memory-workers",
+            "2",
             "--json",
             str(out_json),
         ]
@@ -66,6 +70,7 @@ def test_perf_scaling_prints_every_part_figure_and_target(
         "## b. --workers 2 vs --workers 1",
         "## c. bulk",
         "## d. the socket backend vs nginx",
+        "## e. memory: 2 workers share one copy of the model",
     ):
         assert part in text
 
@@ -79,6 +84,7 @@ def test_perf_scaling_prints_every_part_figure_and_target(
         ".npy bulk >= 300x faster",
         "socket fast path, 2 workers (the machine's cores, as nginx's ceiling is measured "
         "on them) >= 45% of nginx",
+        "each extra worker copies <= 10% of the model",
         "zero errors in every load",
     ]
     for want in wanted:
@@ -100,5 +106,12 @@ def test_perf_scaling_prints_every_part_figure_and_target(
         "socket_workers_ratio",
         "bulk_ratio",
         "nginx_share",
+        "memory_model_per_worker",
         "zero_errors",
     }
+    memory = figures["memory"]
+    assert memory["rows"] == 200_000 and memory["model_file_bytes"] > 200_000 * 16
+    servers = memory["servers"]
+    assert [len(procs) for procs in servers.values()] == [1, 3, 1, 3]  # supervisor + 2
+    for procs in servers.values():
+        assert all(0 < p["uss"] <= p["pss"] <= p["rss"] for p in procs)

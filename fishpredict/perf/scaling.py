@@ -12,7 +12,10 @@ c. bulk: 100,000 generated rows x k = 1, 5, 15, 25, 49 through the ``.npy``
    the seed's way, measured on a slice and extrapolated (target >= 300x);
 d. the socket backend on the fast path vs nginx answering a fixed response, same
    generator and load (target >= 45 % of nginx with ``--workers 2``, one worker per
-   core as nginx's ceiling uses the machine; 1 worker is shown too).
+   core as nginx's ceiling uses the machine; 1 worker is shown too);
+e. memory: a model trained on millions of generated fish, served by 1 worker and
+   by 4: each extra worker copies at most 10 % of the model's memory (PSS),
+   because the workers share the supervisor's copy (:mod:`fishpredict.perf.memory`).
 Every server is a real process, started for its part and stopped after it.
 """
 
@@ -50,7 +53,7 @@ TARGET_NGINX_SHARE = 0.45
 #: waits up to 1 ms for more rows; this row shows what no wait gives)
 DEFAULT_WAIT_US = 0
 #: the suite's parts; a (batching) and b (workers) share their servers and run together
-PARTS = "abcd"
+PARTS = "abcde"
 
 _HEAD = (
     "configuration",
@@ -239,9 +242,11 @@ def run(
     slice_requests: int = 2000,
     parts: str = PARTS,
     wait_us: int = DEFAULT_WAIT_US,
+    memory_rows: int = 2_000_000,
+    memory_workers: int = 4,
     say: Say = print,
 ) -> dict[str, Any]:
-    """Run the suite (``parts``: any of ``abcd``; a and b run together), print it, and
+    """Run the suite (``parts``: any of ``abcde``; a and b run together), print it, and
     return the figures as a dict (for ``--json``)."""
     unknown = set(parts) - set(PARTS)
     if unknown or not parts:
@@ -265,6 +270,11 @@ def run(
         say("")
     if "d" in parts:
         suite.against_nginx()
+        say("")
+    if "e" in parts:
+        from .memory import memory_part
+
+        memory_part(suite, memory_rows, memory_workers)
     errs = [m.name for m in suite.runs if m.error_count]
     suite.target(
         "zero_errors",

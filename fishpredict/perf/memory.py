@@ -1,0 +1,174 @@
+"""Part e of ``fishpredict perf scaling``: ``--workers N`` hold the model once.
+
+``serve`` loads the models in the supervisor, then forks the workers, so their
+model pages are shared copy-on-write (``gc.freeze`` keeps the collector from
+writing to them). This part proves it with the kernel's own accounting, read
+through psutil (``/proc/PID/smaps_rollup``):
+
+* **RSS** counts every page a process maps, shared or not: N workers' RSS adds
+  the model N times, which is what ``top`` suggests;
+* **PSS** divides each shared page among the processes that map it: the PSS of
+  every process of the server adds up to the memory the server really holds;
+* **USS** is what a process alone holds (what its exit would free).
+
+A model trained on generated fish (millions of rows, so that it dominates a
+worker's memory) is served by 1 worker and by N; each server first answers
+``GET /fish`` on fresh connections (spread over the workers) and a batch, so
+the figures are those of a server at work. The same is measured for
+the embedded 49-fish models. The model's own memory is the difference of the
+two 1-worker servers' PSS. What an extra worker copies of the model is what it
+adds with the big model minus what it adds with the embedded ones (its own
+heap, event loop and the interpreter pages it writes, whatever the model).
+Target: at most :data:`TARGET_COPIED_SHARE` of the model's memory; a worker
+holding its own copy would copy 100 %.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+from .bulk import Reporter
+from .machine import table
+from .servers import fishpredict_server
+
+#: how much of the model an added worker may copy (a worker with its own copy: 100 %)
+TARGET_COPIED_SHARE = 0.10
+#: fresh connections that each ask one ``GET /fish`` (the kernel spreads them)
+TOUCH_CONNECTIONS = 64
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ProcessMemory:
+    """One process of a server: its role and its memory, in bytes."""
+
+    pid: int
+    role: str
+    rss: int
+    pss: int
+    uss: int
+
+
+def server_memory(pid: int) -> list[ProcessMemory]:
+    """The memory of a server's process and each of its workers (supervisor first)."""
+    import psutil
+
+    try:
+        top = psutil.Process(pid)
+        procs = [(top, "supervisor")] + [(kid, "worker") for kid in top.children()]
+        out = []
+        for proc, role in procs:
+            info = proc.memory_full_info()
+            out.append(ProcessMemory(proc.pid, role, info.rss, info.pss, info.uss))
+    except psutil.Error as exc:
+        raise ConfigError(f"cannot read the memory of server {pid}: {exc}") from None
+    if len(out) == 1:
+        out[0] = ProcessMemory(pid, "server (1 process)", out[0].rss, out[0].pss, out[0].uss)
+    return out
+
+
+def touch(url: str, rows: int = 10_000) -> None:
+    """Make a server work: one ``GET /fish`` on each of :data:`TOUCH_CONNECTIONS` fresh
+    connections, and one ``.npy`` batch of ``rows`` generated rows."""
+    from .. import synth
+    from ..client import Client
+
+    X, _ = synth.sample(rows, seed=7)
+    clients = [Client(url) for _ in range(TOUCH_CONNECTIONS)]
+    try:
+        for i, c in enumerate(clients):
+            c.get_json(f"/fish?length={X[i, 0]:.2f}&weight={X[i, 1]:.1f}")
+        clients[0].predict_npy(X)
+    finally:
+        for c in clients:
+            c.close()
+
+
+def train_big(directory: Path, rows: int) -> Path:
+    """A model directory with one KNN (k=5) fitted on ``rows`` generated fish."""
+    from .. import artifacts, synth
+    from ..dataset import FishData
+
+    X, y = synth.sample(rows, seed=11)
+    artifacts.save_models(directory, [5], data=FishData(X=np.ascontiguousarray(X), y=y))
+    return directory
+
+
+def _measure(args: tuple[str, ...]) -> list[ProcessMemory]:
+    with fishpredict_server("socket", *args, timeout=300) as srv:
+        touch(srv.url)
+        return server_memory(srv.pid)
+
+
+def _mb(n: float) -> str:
+    return f"{n / MB:,.1f}"
+
+
+def _per_worker(one: list[ProcessMemory], many: list[ProcessMemory], workers: int) -> float:
+    """PSS bytes each worker past the first adds to a server."""
+    return (sum(p.pss for p in many) - sum(p.pss for p in one)) / (workers - 1)
+
+
+def memory_part(r: Reporter, rows: int, workers: int) -> None:
+    """Part e: the memory of 1 and ``workers`` workers, serving the embedded 49-fish models
+    and a model of ``rows`` fish."""
+    if workers < 2:
+        raise ConfigError(f"the memory part compares 1 worker with more; got {workers}")
+    say = r.say
+    say(f"... memory: training k=5 on {rows:,} generated fish, then serving it and the "
+        f"embedded models with 1 and {workers} workers")
+    servers: dict[str, list[ProcessMemory]] = {}
+    with tempfile.TemporaryDirectory(prefix="fishpredict-memory-") as tmp:
+        models = train_big(Path(tmp), rows)
+        file_bytes = sum(p.stat().st_size for p in models.glob("*.joblib"))
+        for name, args in (
+            ("embedded models, 1 worker", ()),
+            (f"embedded models, {workers} workers", ("--workers", str(workers))),
+            ("big model, 1 worker", ("--models", str(models))),
+            (f"big model, {workers} workers", ("--models", str(models), "--workers",
+                                               str(workers))),
+        ):
+            r.settle()
+            servers[name] = _measure(args)
+    empty1, emptyn, big1, bign = servers.values()
+    model_bytes = big1[0].pss - empty1[0].pss
+    worker_empty = _per_worker(empty1, emptyn, workers)
+    worker_big = _per_worker(big1, bign, workers)
+    copied = worker_big - worker_empty
+    say(f"\n## e. memory: {workers} workers share one copy of the model (socket backend; "
+        f"big model: KNN k=5 on {rows:,} fish, {_mb(file_bytes)} MB on disk)")
+    lines: list[tuple[str, ...]] = [("server", "process", "RSS MB", "PSS MB", "USS MB")]
+    for name, procs in servers.items():
+        for p in procs:
+            lines.append((name, f"{p.role} {p.pid}", _mb(p.rss), _mb(p.pss), _mb(p.uss)))
+        if len(procs) > 1:
+            lines.append((name, "all processes", _mb(sum(p.rss for p in procs)),
+                          _mb(sum(p.pss for p in procs)), _mb(sum(p.uss for p in procs))))
+    say(table(lines))
+    say(f"the big model's memory: its 1-worker PSS - the embedded models' = "
+        f"{_mb(big1[0].pss)} - {_mb(empty1[0].pss)} = {_mb(model_bytes)} MB")
+    say(f"each worker past the first adds (PSS): {_mb(worker_empty)} MB with the embedded "
+        f"models, {_mb(worker_big)} MB with the big model (RSS, which counts shared pages "
+        f"in every process, sums to {_mb(sum(p.rss for p in bign))} MB for the "
+        f"{len(bign)} processes of the big model)")
+    share = copied / model_bytes if model_bytes > 0 else float("inf")
+    r.target(
+        "memory_model_per_worker",
+        share <= TARGET_COPIED_SHARE,
+        f"each extra worker copies <= {TARGET_COPIED_SHARE:.0%} of the model (its added "
+        f"memory with the big model minus with the embedded ones) -> {_mb(worker_big)} - "
+        f"{_mb(worker_empty)} = {_mb(copied)} MB = {share:.1%} of {_mb(model_bytes)} MB",
+    )
+    r.figures["memory"] = {
+        "rows": rows,
+        "workers": workers,
+        "model_file_bytes": file_bytes,
+        "model_bytes": model_bytes,
+        "per_worker_bytes": {"embedded": worker_empty, "big": worker_big},
+        "servers": {name: [asdict(p) for p in procs] for name, procs in servers.items()},
+    }
