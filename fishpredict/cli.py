@@ -492,6 +492,9 @@ def _add_perf_scaling(which: Any) -> None:
     p.add_argument("--batch-wait-us", type=_non_negative_int, default=0, metavar="US",
                    help="part a also runs batching on with this --batch-wait-us, to compare "
                    "with serve's default (default 0: no wait)")
+    p.add_argument("--flat-rows", type=positive_int, default=None, metavar="N",
+                   help="part c2 runs `fishpredict predict --url` on N and 10 x N rows "
+                   "(default 1,000,000; 200,000, one chunk, with --quick)")
     p.add_argument("--memory-rows", type=positive_int, default=None, metavar="N",
                    help="training rows of the model part e serves (default 2,000,000; "
                    "500,000 with --quick)")
@@ -518,6 +521,7 @@ def _cmd_perf_scaling(args: argparse.Namespace) -> int:
     figures = _perf_run(lambda: scaling.run(
         load, backends, bulk_rows=args.bulk_rows, slice_requests=slice_requests,
         parts=args.parts, wait_us=args.batch_wait_us,
+        flat_rows=args.flat_rows or (200_000 if args.quick else 1_000_000),
         memory_rows=args.memory_rows or (500_000 if args.quick else 2_000_000),
         memory_workers=args.memory_workers))
     _write_perf_outputs(args, figures, "scaling")

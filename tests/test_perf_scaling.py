@@ -52,6 +52,8 @@ def test_perf_scaling_prints_every_part_figure_and_target(
             "2000",
             "--slice",
             "50",
+            "--flat-rows",
+            "5000",
             "--memory-rows",
             "200000",
             "--memory-workers",
@@ -70,6 +72,7 @@ def test_perf_scaling_prints_every_part_figure_and_target(
         "## b. --workers 2 vs --workers 1",
         "## c. bulk",
         "## d. the socket backend vs nginx",
+        "## c2. flat memory: fishpredict predict --url",
         "## e. memory: 2 workers share one copy of the model",
     ):
         assert part in text
@@ -109,6 +112,10 @@ def test_perf_scaling_prints_every_part_figure_and_target(
         "memory_model_per_worker",
         "zero_errors",
     }
+    assert "peak memory for 50,000 rows <= 1.25x that for 5,000" in text
+    flat = figures["flat_memory"]["runs"]
+    assert [(run["rows"], run["lines"]) for run in flat] == [(5000, 5001), (50000, 50001)]
+    assert all(run["max_rss_bytes"] > 10 * 2**20 for run in flat)
     memory = figures["memory"]
     assert memory["rows"] == 200_000 and memory["model_file_bytes"] > 200_000 * 16
     servers = memory["servers"]

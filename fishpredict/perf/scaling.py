@@ -9,7 +9,9 @@ b. ``--workers 2`` vs ``--workers 1`` on the scikit-learn path (target >= 1.7x;
    how the connections were spread over the workers;
 c. bulk: 100,000 generated rows x k = 1, 5, 15, 25, 49 through the ``.npy``
    endpoint end to end (target <= 1 s) vs one ``GET /fish`` per row and per k
-   the seed's way, measured on a slice and extrapolated (target >= 300x);
+   the seed's way, measured on a slice and extrapolated (target >= 300x); and
+   ``fishpredict predict --url`` on 1,000,000 and 10,000,000 rows: peak memory
+   flat (target: 10x the rows, <= 1.25x the memory);
 d. the socket backend on the fast path vs nginx answering a fixed response, same
    generator and load (target >= 45 % of nginx with ``--workers 2``, one worker per
    core as nginx's ceiling uses the machine; 1 worker is shown too);
@@ -242,6 +244,7 @@ def run(
     slice_requests: int = 2000,
     parts: str = PARTS,
     wait_us: int = DEFAULT_WAIT_US,
+    flat_rows: int = 1_000_000,
     memory_rows: int = 2_000_000,
     memory_workers: int = 4,
     say: Say = print,
@@ -267,6 +270,10 @@ def run(
         say("")
     if "c" in parts:
         bulk_part(suite, bulk_rows, slice_requests)
+        say("")
+        from .bulkmemory import flat_memory_part
+
+        flat_memory_part(suite, flat_rows)
         say("")
     if "d" in parts:
         suite.against_nginx()
