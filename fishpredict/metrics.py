@@ -1,10 +1,12 @@
-"""Prometheus metrics for one server process, through prometheus-client.
+"""Prometheus metrics of a fishpredict server, through prometheus-client.
 
 Each :class:`Metrics` owns its own ``CollectorRegistry`` (never the global
 one), so several services in one process do not collide. Label children are
 kept as plain numbers (see :class:`_HotPath`): the hot path takes one lock.
-With ``--workers N`` each worker process keeps its own metrics, and a scrape
-answered by one worker shows that worker's counts (see docs/metrics.md).
+With ``--workers N`` each worker counts in its own memory and shares a snapshot
+with its siblings through a directory (``share_dir``, see
+:mod:`fishpredict.metrics_share`), so a scrape answered by any worker shows the
+whole server's totals. Every metric is listed in docs/metrics.md.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
+
+from .metrics_share import SharedMetrics
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -90,17 +94,22 @@ class _HotPath:
         return self._families(requests, latency, predictions)
 
     @staticmethod
-    def _families(requests: dict[tuple[str, str, int], int], latency: dict[str, list[float]],
-                  predictions: dict[str, int]) -> Iterator[Metric]:
-        req = CounterMetricFamily("fishpredict_requests", "HTTP requests answered",
-                                  labels=["route", "method", "status"])
+    def _families(
+        requests: dict[tuple[str, str, int], int],
+        latency: dict[str, list[float]],
+        predictions: dict[str, int],
+    ) -> Iterator[Metric]:
+        req = CounterMetricFamily(
+            "fishpredict_requests", "HTTP requests answered", labels=["route", "method", "status"]
+        )
         for (route, method, status), n in sorted(requests.items()):
             req.add_metric([route, method, str(status)], n)
         yield req
         lat = HistogramMetricFamily(
             "fishpredict_request_duration_seconds",
             "Time to handle a request, from parsed request to encoded response",
-            labels=["route"])
+            labels=["route"],
+        )
         bounds = _LATENCY_LE
         for route, h in sorted(latency.items()):
             cumulative = list(accumulate(h[:-1]))
@@ -113,9 +122,15 @@ class _HotPath:
 
 
 class Metrics:
-    """The counters and histograms a fishpredict server exports."""
+    """The counters and histograms a fishpredict server exports.
 
-    def __init__(self) -> None:
+    ``share_dir`` (``serve --workers N``: a directory private to one server's
+    workers) makes this worker write snapshots there from a daemon thread and
+    :meth:`render` the sum over every worker; call :meth:`close` when the
+    worker exits. Without it, :meth:`render` shows this process only.
+    """
+
+    def __init__(self, share_dir: str | os.PathLike[str] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self._hot = _HotPath()
@@ -137,6 +152,18 @@ class Metrics:
         )
         self.info = Gauge("fishpredict_worker_info", "This worker process", ["pid"], registry=r)
         self.info.labels(pid=str(os.getpid())).set(1)
+        self._share: SharedMetrics | None = None
+        if share_dir is not None:
+            self._share = SharedMetrics(share_dir, r)
+            self._share.start()
 
     def render(self) -> bytes:
+        """The Prometheus text format of this server (every worker's, when shared)."""
+        if self._share is not None:
+            return self._share.render()
         return bytes(generate_latest(self.registry))
+
+    def close(self) -> None:
+        """Write this worker's last snapshot for its siblings (a no-op unless shared)."""
+        if self._share is not None:
+            self._share.close()

@@ -30,9 +30,11 @@ import gc
 import logging
 import os
 import resource
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from typing import TextIO
@@ -41,6 +43,7 @@ from .backend import Backend
 from .config import ServeConfig
 from .contract import Service
 from .errors import ConfigError
+from .metrics import Metrics
 from .plugins import registry
 from .predictor import Predictor
 
@@ -214,6 +217,11 @@ def run_worker(backend: Backend, service: Service, sock: socket.socket) -> int:
         with contextlib.suppress(Exception):
             loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
+        if service.metrics is not None:
+            try:
+                service.metrics.close()  # the last counts, for the siblings that stay
+            except Exception:
+                log.exception("worker %d could not share its last metrics", os.getpid())
     return 0
 
 
@@ -337,14 +345,27 @@ def serve(
         if config.workers == 1:
             return run_worker(backend, Service(pred, config), sockets[0])
 
+        # The workers share their metrics through files here (fishpredict.metrics_share).
+        share_dir = None
+        if config.metrics:
+            try:
+                share_dir = tempfile.mkdtemp(prefix="fishpredict-metrics-")
+            except OSError as exc:
+                raise ConfigError(f"no directory for the workers' metrics: {exc}") from None
+
         def work(index: int) -> int:
             mine = sockets[index] if per_worker else sockets[0]
             for other in sockets:
                 if other is not mine:
                     other.close()  # this process's copy only; the supervisor keeps them
-            return run_worker(backend, Service(pred, config), mine)
+            metrics = Metrics(share_dir=share_dir) if share_dir is not None else None
+            return run_worker(backend, Service(pred, config, metrics=metrics), mine)
 
-        return supervise(work, config.workers, config.drain_timeout)
+        try:
+            return supervise(work, config.workers, config.drain_timeout)
+        finally:
+            if share_dir is not None:
+                shutil.rmtree(share_dir, ignore_errors=True)
     finally:
         for sock in sockets:
             sock.close()
