@@ -10,8 +10,9 @@ aiohttp runs through its runner API (``ServerRunner`` + ``SockSite``) inside
 the event loop :mod:`fishpredict.serve` owns, on the socket it already
 bound, with signal handling left to fishpredict. Its server is
 :class:`~fishpredict_backends.aiohttp_guard.GuardedServer`: aiohttp's, plus the
-connection limit, the contract's JSON answers to unparseable requests and no
-``Server`` banner. When ``stop`` is set the site stops accepting,
+limits aiohttp lacks (connections, the whole request head, a head deadline),
+the contract's JSON answers to what it refuses or cannot parse, a lingering
+close after them, and no ``Server`` banner. When ``stop`` is set the site stops accepting,
 :meth:`ServiceHandler.drain` waits (up to ``drain_timeout``) for in-flight
 requests, bodies still uploading included, and only then ``runner.cleanup()``
 closes the idle keep-alive connections: aiohttp's cleanup alone would stop

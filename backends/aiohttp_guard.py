@@ -1,129 +1,137 @@
 """aiohttp's low-level server with the limits and the words aiohttp lacks.
 
-aiohttp 3.14 has no connection limit, and the 400 it writes for a request it
-cannot parse (``RequestHandler.handle_error``) is text/plain, echoes the bad
-bytes, carries ``Server: Python/3.x aiohttp/3.y`` and is logged at ERROR with a
-traceback. Here, as in the socket backend
-(:mod:`fishpredict_backends.socket_connection`), and in the same words from
-:func:`fishpredict.contract.error`:
+aiohttp 3.14 has no connection limit, no limit on a request head as a whole
+(only on each line, and on the number of fields), no deadline for receiving a
+head (a slow head is closed at ``keepalive_timeout`` without an answer), and the
+400 it writes for a request it cannot parse (``RequestHandler.handle_error``) is
+text/plain, echoes the bad bytes, carries ``Server: Python/3.x aiohttp/3.y`` and
+is logged at ERROR with a traceback. Here, as in the socket backend
+(:mod:`fishpredict_backends.socket_connection`) and the uvicorn guard, and in
+the same words from :func:`fishpredict.contract.error`:
 
 - past ``max_connections``: **503** ``too_many_connections`` + ``Retry-After``
-  as soon as the connection is accepted, then a short linger and a close;
-- a request head over aiohttp's parser limits, set from :data:`MAX_HEADERS`
-  fields of at most :data:`MAX_FIELD_BYTES` bytes: **431**; any other request
-  aiohttp cannot parse: **400** ``bad_request``; both with
-  ``Connection: close``, no ``Server`` header, one WARNING line in the log;
-- after a refusal that leaves a body unread, aiohttp reads (and drops) what
-  still comes for :data:`LINGER_SECONDS`, not its default 10 s.
+  as soon as the connection is accepted;
+- a head over :data:`MAX_HEAD_BYTES` in all or :data:`MAX_HEADERS` fields
+  (trailers count as fields): **431** ``headers_too_large``;
+- a head not complete within ``header_timeout`` of the read it began in:
+  **408** ``request_timeout``; a connection that sends nothing at all is
+  closed after ``header_timeout``;
+- any other request aiohttp cannot parse: **400** ``bad_request``, one WARNING
+  log line (not aiohttp's traceback), the bad bytes neither echoed nor logged;
 
-:class:`GuardedServer` is a :class:`aiohttp.web.Server` (the protocol factory
-``web.ServerRunner`` hands the event loop) that makes
-:class:`GuardedRequestHandler` protocols and :class:`QuietRequest` requests.
-:func:`check_aiohttp` refuses to serve if an aiohttp upgrade moved a method
-these subclasses hook; tests/test_aiohttp_guard.py checks the behaviour.
+each with ``Connection: close`` and no ``Server`` header, after the answers to
+the requests pipelined before it. Then the connection *lingers*
+(:mod:`fishpredict_backends.linger`), so a client still sending reads the answer.
+
+The connection side is :class:`~fishpredict_backends.aiohttp_connection.GuardedRequestHandler`;
+this module makes the server. What is hooked, and why (:func:`check_aiohttp`
+refuses to serve if an aiohttp upgrade moved any of it;
+tests/test_aiohttp_guard.py checks the behaviour):
+
+- ``web.Server.__call__`` makes guarded protocols, and the ``request_factory``
+  argument :class:`QuietRequest` requests, whose ``_prepare_hook`` drops the
+  ``Server`` header: aiohttp's extension points for both.
+- ``RequestHandler.connection_made`` / ``connection_lost`` count connections
+  and refuse those past the limit before aiohttp sees them.
+- ``RequestHandler.data_received`` follows each request head: aiohttp's C
+  parser has no Python callback per head, so the guard counts the bytes of the
+  reads a head spans, and reads aiohttp's queue of parsed requests
+  (``_messages``) to see a head complete and measure it.
+- A refusal is queued as aiohttp queues its own parse errors (a
+  ``web_protocol._ErrInfo`` in ``_messages``, ``_waiter`` woken), so it is
+  answered in order, by ``RequestHandler.handle_error``, overridden to answer
+  the contract's JSON; that answer's ``web.Response.write_eof`` then takes
+  the transport from aiohttp (``transport = None``: aiohttp closes only a
+  transport it holds) and lingers; ``web.Server.shutdown`` aborts what still
+  lingers.
+- The head deadline is one float and one timer per connection, re-armed
+  lazily as aiohttp re-arms its keep-alive timer. While a head is under way,
+  ``_next_keepalive_close_time`` is moved past the head's deadline, so
+  aiohttp's keep-alive close does not come before the 408; a head is not
+  timed while aiohttp holds parsed requests back (``_buffer_paused``).
+- ``web_protocol.ERROR`` (the request aiohttp makes up for bytes it could not
+  parse) says HTTP/1.0; it is replaced by an HTTP/1.1 one, so the answer is too.
+
+Limits: a head that begins in the same read as the end of a request with a
+``Content-Length`` body, and then stalls, is closed at ``keepalive_timeout``
+without an answer (the parser does not say a head began; after a request
+without a body or a chunked one, the read's last bytes tell); after a protocol
+upgrade request (``Upgrade:`` or ``CONNECT``) the connection is aiohttp's alone.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import time
 from typing import Any, Final
 
 import aiohttp
 from aiohttp import web, web_protocol
 from aiohttp.http import HttpVersion11
-from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
-from fishpredict.contract import Response, Service, error
+from fishpredict.contract import Service
 from fishpredict.errors import BackendUnavailableError
 
-from . import socket_wire as wire
-
-log = logging.getLogger("fishpredict.backends.aiohttp")
-
-#: most header fields in a request (the socket backend's ``MAX_HEADERS``); more -> 431
-MAX_HEADERS: Final = 100
-#: most bytes of the request line and of one header field (aiohttp's own default;
-#: aiohttp limits each line, not the head as a whole); more -> 431
-MAX_FIELD_BYTES: Final = 8190
-#: after a refusal, how long (s) and how much input is read and dropped before closing
-#: (the socket backend's ``LINGER_SECONDS`` / ``LINGER_BYTES``)
-LINGER_SECONDS: Final = 2.0
-LINGER_BYTES: Final = 1 << 20
+from .aiohttp_connection import (
+    MAX_HEAD_BYTES,
+    MAX_HEADERS,
+    STATE,
+    GuardedRequestHandler,
+    GuardRefusal,
+    head_refusal,
+    head_size,
+    to_aiohttp,
+)
+from .linger import LINGER_BYTES, LINGER_SECONDS
 
 #: the aiohttp methods the subclasses here override, by class
 HOOKS: Final = {
     RequestHandler: ("connection_made", "connection_lost", "data_received", "handle_error"),
     web.BaseRequest: ("_prepare_hook",),
-    web.Server: ("__call__",),
+    web.Response: ("write_eof",),
+    web.Server: ("__call__", "shutdown"),
 }
-#: the request aiohttp makes up for bytes it could not parse (``web_protocol.ERROR``);
-#: it says HTTP/1.0, so its answer would too: we answer HTTP/1.1, as for any request
+#: the request aiohttp makes up for bytes it could not parse (``web_protocol.ERROR``):
+#: it says HTTP/1.0, so its answer would too; we answer HTTP/1.1, as for any request
 _UNPARSED: Final = getattr(web_protocol, "ERROR", None)
 _UNPARSED_11: Final = _UNPARSED._replace(version=HttpVersion11) if _UNPARSED else None
+INF: Final = float("inf")
 
 __all__ = [
     "HOOKS",
     "LINGER_BYTES",
     "LINGER_SECONDS",
-    "MAX_FIELD_BYTES",
     "MAX_HEADERS",
+    "MAX_HEAD_BYTES",
+    "STATE",
+    "GuardRefusal",
     "GuardedRequestHandler",
     "GuardedServer",
     "QuietRequest",
     "check_aiohttp",
     "head_refusal",
+    "head_size",
     "to_aiohttp",
 ]
 
 
 def check_aiohttp() -> None:
     """Raise :class:`~fishpredict.errors.BackendUnavailableError` if aiohttp no
-    longer defines every method the subclasses here hook."""
+    longer defines every method and attribute the guard hooks."""
     missing = [
         f"{cls.__name__}.{name}" for cls, names in HOOKS.items() for name in names
         if name not in vars(cls)
     ]  # fmt: skip
-    if _UNPARSED is None:
-        missing.append("web_protocol.ERROR")
+    slots = {name for cls in RequestHandler.__mro__ for name in getattr(cls, "__slots__", ())}
+    missing += [f"RequestHandler.{name}" for name in STATE if name not in slots]
+    missing += [
+        f"web_protocol.{name}" for name in ("ERROR", "_ErrInfo") if not hasattr(web_protocol, name)
+    ]
     if missing:
         raise BackendUnavailableError(
             f"aiohttp {aiohttp.__version__} no longer defines {', '.join(missing)}; the "
             "aiohttp backend cannot enforce its limits (see backends/aiohttp_guard.py)"
         )
-
-
-def to_aiohttp(response: Response, close: bool = False) -> web.Response:
-    """The contract's ``response`` as an aiohttp response (closing the connection if ``close``)."""
-    headers = {"Content-Type": response.content_type}
-    if response.headers:
-        headers.update(response.headers)
-    if close:
-        headers["Connection"] = "close"  # aiohttp would leave it out in an HTTP/1.0 answer
-    reply = web.Response(status=response.status, body=response.body, headers=headers)
-    if close:
-        reply.force_close()
-    return reply
-
-
-def head_refusal(exc: BaseException | None) -> tuple[Response, str]:
-    """The contract's answer to a request aiohttp could not parse, and the metric reason."""
-    if isinstance(exc, LineTooLong) or (
-        isinstance(exc, BadHttpMessage) and "too many headers" in str(exc).lower()
-    ):
-        return (
-            error(
-                431,
-                "headers_too_large",
-                f"a request line or header field is over {MAX_FIELD_BYTES} bytes, "
-                f"or there are over {MAX_HEADERS} header fields",
-            ),
-            "headers_too_large",
-        )
-    # aiohttp's message quotes the bad bytes: they are neither echoed nor logged
-    return error(400, "bad_request", "malformed HTTP request"), "bad_request"
 
 
 class QuietRequest(web.BaseRequest):
@@ -153,12 +161,15 @@ class GuardedServer(web.Server):
         self.loop = loop
         self.metrics = service.metrics
         self.max_connections = config.max_connections
+        self.header_timeout = float(config.header_timeout) if config.header_timeout > 0 else INF
         self.retry_after: tuple[tuple[str, str], ...] = (("Retry-After", str(config.retry_after)),)
         #: connections counted against max_connections
         self.open = 0
+        #: connections lingering after a refusal (aborted at shutdown)
+        self.lingering: set[GuardedRequestHandler] = set()
         self.handler_kwargs: dict[str, Any] = {
-            "max_line_size": MAX_FIELD_BYTES,
-            "max_field_size": MAX_FIELD_BYTES,
+            "max_line_size": MAX_HEAD_BYTES,
+            "max_field_size": MAX_HEAD_BYTES,
             "max_headers": MAX_HEADERS,
             "lingering_time": LINGER_SECONDS,
             **handler_kwargs,
@@ -166,6 +177,11 @@ class GuardedServer(web.Server):
 
     def __call__(self) -> GuardedRequestHandler:
         return GuardedRequestHandler(self, loop=self.loop, **self.handler_kwargs)
+
+    async def shutdown(self, timeout: float | None = None) -> None:
+        for conn in list(self.lingering):
+            conn.abort()
+        await super().shutdown(timeout)
 
     def _make_quiet_request(
         self,
@@ -183,91 +199,3 @@ class GuardedServer(web.Server):
         """Count a request or connection refused by a limit (``fishpredict_rejected``)."""
         if self.metrics is not None:
             self.metrics.rejected.labels(reason).inc()
-
-
-class GuardedRequestHandler(RequestHandler):
-    """aiohttp's protocol, plus the connection limit and the contract's parse errors."""
-
-    __slots__ = ("_counted", "_guard", "_linger", "_linger_bytes", "_refused_transport")
-
-    def __init__(self, manager: GuardedServer, **kwargs: Any) -> None:
-        super().__init__(manager, **kwargs)
-        self._guard = manager
-        self._counted = False  # counted against max_connections
-        #: the transport of a connection refused at accept (None if served)
-        self._refused_transport: asyncio.Transport | None = None
-        self._linger: asyncio.TimerHandle | None = None
-        self._linger_bytes = 0
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        guard = self._guard
-        if guard.open >= guard.max_connections:
-            self._refuse_connection(transport)  # type: ignore[arg-type]
-            return
-        guard.open += 1
-        self._counted = True
-        super().connection_made(transport)
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        if self._refused_transport is not None:
-            self._refused_transport = None
-            if self._linger is not None:
-                self._linger.cancel()
-            return  # aiohttp never saw this connection
-        if self._counted:
-            self._counted = False
-            self._guard.open -= 1
-        super().connection_lost(exc)
-
-    def data_received(self, data: bytes) -> None:
-        transport = self._refused_transport
-        if transport is None:
-            super().data_received(data)
-            return
-        self._linger_bytes += len(data)  # a refused connection: drop what comes
-        if self._linger_bytes > LINGER_BYTES:
-            transport.abort()
-
-    def _refuse_connection(self, transport: asyncio.Transport) -> None:
-        """Answer 503 + Retry-After at once, shut our side, close when the client
-        does (or after :data:`LINGER_SECONDS`); aiohttp never sees the connection."""
-        guard = self._guard
-        guard.rejected("max_connections")
-        self._refused_transport = transport
-        response = error(
-            503,
-            "too_many_connections",
-            f"this worker already has {guard.max_connections} connections; retry later",
-            headers=guard.retry_after,
-        )
-        transport.write(wire.encode(response, wire.date_line(time.time()), wire.CLOSE))
-        if not transport.can_write_eof():
-            transport.close()
-            return
-        transport.write_eof()  # eof_received (aiohttp's) then lets the transport close
-        self._linger = guard.loop.call_later(LINGER_SECONDS, transport.abort)
-
-    def handle_error(
-        self,
-        request: web.BaseRequest,
-        status: int = 500,
-        exc: BaseException | None = None,
-        message: str | None = None,
-    ) -> web.StreamResponse:
-        """The contract's JSON answer to a request aiohttp could not parse (or a 5xx),
-        with one log line and no echo of the request's bytes."""
-        if request.writer.output_size > 0:  # as aiohttp: an answer is already on its way
-            raise ConnectionError("an answer was already sent; cannot send an error")
-        if status == 400:
-            response, reason = head_refusal(exc)
-            self._guard.rejected(reason)
-            log.warning(
-                "refused a malformed request from %s with %d: %s",
-                request.remote,
-                response.status,
-                type(exc).__name__ if exc is not None else "bad request",
-            )
-        else:
-            log.error("aiohttp answered %d on its own", status, exc_info=exc)
-            response = error(500, "internal_error", "internal server error")
-        return to_aiohttp(response, close=True)

@@ -13,7 +13,8 @@ Closing: a refusal answers JSON via :func:`fishpredict.contract.error` with
 ``Connection: close``; then the connection *lingers*: our side is shut for
 writing, input is discarded until the client closes, a short deadline passes or
 too much arrives, so a client still sending is not reset before it has read the
-answer. Deadlines are one float per connection, checked by the server's sweeper.
+answer (:mod:`fishpredict_backends.linger`, shared with the other backends' guards).
+Deadlines are one float per connection, checked by the server's sweeper.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Final
 from fishpredict.contract import Response, error
 
 from . import socket_wire as wire
+from .linger import LINGER_SECONDS, discard, half_close
 
 if TYPE_CHECKING:
     from .socket_server import ServerState
@@ -36,10 +38,6 @@ log = logging.getLogger("fishpredict.socket")
 
 #: most answers queued behind an unfinished one before reading pauses
 MAX_PIPELINE: Final = 64
-#: after our last answer, how long (s) and how much input we discard before closing hard
-LINGER_SECONDS: Final = 2.0
-LINGER_BYTES: Final = 1 << 20
-
 # connection phases: what a deadline means when it passes
 IDLE, HEAD, BODY, LINGER = 0, 1, 2, 3
 # why reading is paused (bit flags)
@@ -307,17 +305,11 @@ class Connection(asyncio.Protocol):
         self._phase = LINGER
         self._closing = True
         self.deadline = self._state.now + LINGER_SECONDS
-        transport = self._transport
-        if self._eof or not transport.can_write_eof():
-            transport.close()
-            return
-        self._resume(WRITE_FULL | PIPELINE_FULL)  # keep reading, to see the client's EOF
-        transport.write_eof()
+        if half_close(self._transport, peer_closed=self._eof):
+            self._paused = 0  # half_close resumed reading, to see the client's EOF
 
     def _discard(self, n: int) -> None:
-        self._linger_bytes += n
-        if self._linger_bytes > LINGER_BYTES:
-            self._transport.abort()
+        self._linger_bytes = discard(self._transport, self._linger_bytes, n)
 
     def _close_idle(self) -> None:
         self._closing = True

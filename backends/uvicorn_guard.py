@@ -16,12 +16,13 @@ in the same words, through :func:`fishpredict.contract.error`:
 - a request llhttp cannot parse: the contract's JSON **400**, not uvicorn's
   text/plain one.
 
-Each refusal says ``Connection: close``; then the connection *lingers* (our
-side shut for writing, input discarded until the client closes, at most
-:data:`LINGER_SECONDS` or :data:`LINGER_BYTES`), so a client still sending is
-not reset before it has read the answer. Deadlines cost two float stores per
-request: :meth:`Guard.sweep` (one task per server) checks them a few times per
-``header_timeout``, as the socket backend's sweeper does.
+Each refusal says ``Connection: close``; then the connection *lingers*
+(:mod:`fishpredict_backends.linger`: our side shut for writing, input discarded
+until the client closes, at most :data:`LINGER_SECONDS` or :data:`LINGER_BYTES`),
+so a client still sending is not reset before it has read the answer.
+Deadlines cost two float stores per request: :meth:`Guard.sweep` (one task per
+server) checks them a few times per ``header_timeout``, as the socket
+backend's sweeper does.
 
 :func:`check_uvicorn` refuses to serve if a uvicorn upgrade moved a method this
 subclass hooks; tests/test_uvicorn_guard.py checks the behaviour itself.
@@ -30,7 +31,6 @@ subclass hooks; tests/test_uvicorn_guard.py checks the behaviour itself.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -43,7 +43,7 @@ from fishpredict.contract import Response, Service, error
 from fishpredict.errors import BackendUnavailableError
 
 from . import socket_wire as wire
-from .socket_connection import LINGER_BYTES, LINGER_SECONDS
+from .linger import LINGER_BYTES, LINGER_SECONDS, discard, half_close
 from .socket_server import MAX_HEAD_BYTES, MAX_HEADERS
 
 log = logging.getLogger("fishpredict.backends.starlette")
@@ -224,9 +224,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
-            self._linger_bytes += len(data)
-            if self._linger_bytes > LINGER_BYTES:
-                self.transport.abort()
+            self._linger_bytes = discard(self.transport, self._linger_bytes, len(data))
             return
         size = self._chunk = len(data)
         if self._phase == HEAD:
@@ -317,15 +315,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         """Shut our side for writing, then wait briefly for the client to close."""
         self._phase = LINGER
         self.deadline = self.guard.now + LINGER_SECONDS
-        transport = self.transport
-        if transport.is_closing():
-            return
-        if not transport.can_write_eof():
-            transport.close()
-            return
-        with contextlib.suppress(RuntimeError, NotImplementedError):
-            transport.resume_reading()  # to see the client's EOF (uvicorn may have paused)
-        transport.write_eof()  # uvicorn's eof_received then lets the transport close
+        half_close(self.transport)  # uvicorn's eof_received then lets the transport close
 
     def on_deadline(self) -> None:
         """The sweeper saw ``deadline`` pass: abort a lingering connection, close

@@ -16,4 +16,4 @@ pytest.importorskip("aiohttp")
 class TestAiohttpAdapter(AdapterSuite):
     backend = "aiohttp"
     plugin_module = "fishpredict_backends.aiohttp_backend"
-    server_modules = ('aiohttp',)
+    server_modules = ("aiohttp",)

@@ -1,72 +1,63 @@
 """What backends/aiohttp_guard.py adds to aiohttp, against a real aiohttp server.
 
-tests/test_limits.py and tests/test_hostile.py check the limits as a client sees
-them on every backend; this module checks what is specific to the guard: the
-aiohttp methods it hooks still exist, its limits are the socket backend's, a
-request aiohttp cannot parse gets the contract's JSON (431 for an oversized
-head) with no banner, no echo and one log line, the connection limit, a short
-linger after a refused body, and ``Expect: 100-continue`` without aiohttp's router.
+The limits as a client sees them are the shared guard suite's
+(:class:`fishpredict.testing.guards.GuardSuite`: head size and fields, exact at
+the limit however the head is split, trailers, the head deadline, junk, the
+connection limit, the linger, ``/metrics``), run here against aiohttp. What is
+aiohttp's alone: the methods and state the guard hooks still exist, its limits
+are the socket backend's, aiohttp's parse errors map to 431 or 400 without
+echoing the request, a head is measured as the socket backend measures it, a
+stalled body lingers 2 s (not aiohttp's 10 s), and ``Expect: 100-continue``
+works without aiohttp's router.
 """
 
 from __future__ import annotations
 
-import json
 import socket
-import time
-from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
 
 pytest.importorskip("aiohttp")
 
 from aiohttp.http_exceptions import BadHttpMessage, BadStatusLine, LineTooLong
-from fishpredict_backends import aiohttp_guard
+from fishpredict_backends import aiohttp_guard, linger
 
+from fishpredict.contract import error
 from fishpredict.errors import BackendUnavailableError
-from fishpredict.faults import RawReply, configured_server, exchange, healthy
-from fishpredict.testing import ServerProcess
-
-MAX_CONNECTIONS = 6
-REQUEST_TIMEOUT = 1.0
-MARGIN = 1.0
-JUNK = b"\x16\x03\x01\x00<script>secret-junk</script>\r\n\r\n"
+from fishpredict.faults import exchange
+from fishpredict.testing import ServerProcess, guards
+from fishpredict.testing.guards import MARGIN, SETTINGS, GuardSuite, ask
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[ServerProcess]:
-    proc = configured_server(
-        "aiohttp",
-        keepalive_timeout=3.0,
-        request_timeout=REQUEST_TIMEOUT,
-        max_connections=MAX_CONNECTIONS,
-        max_body_bytes=4096,
-    )
-    try:
-        yield proc
-    finally:
-        proc.close()
+class TestAiohttpGuard(GuardSuite):
+    backend = "aiohttp"
+    junk_log_lines = 1  # one WARNING line, not aiohttp's ERROR and traceback
+    foreign_words = (b"text/plain", b"aiohttp")
 
+    def test_a_stalled_body_is_closed_soon_after_its_408(self, server: ServerProcess) -> None:
+        """aiohttp would keep reading for 10 s (its lingering_time); the guard's is 2 s."""
+        raw = b"POST /predict HTTP/1.1\r\nHost: fish\r\nContent-Length: 100\r\n\r\n{"
+        reply = exchange(server.host, server.port, raw, timeout=10.0)
+        assert reply.statuses == [408], reply.raw[:200]
+        assert reply.closed or reply.reset
+        limit = SETTINGS["request_timeout"] + aiohttp_guard.LINGER_SECONDS + MARGIN
+        assert reply.elapsed <= limit, reply.elapsed
 
-def head(*fields: bytes) -> bytes:
-    return b"GET /healthz HTTP/1.1\r\nHost: fish\r\n%s\r\n" % b"".join(f + b"\r\n" for f in fields)
-
-
-def fields(n: int, size: int = 1) -> list[bytes]:
-    return [b"X-F%d: %s" % (i, b"v" * size) for i in range(n)]
-
-
-def ask(server: ServerProcess, raw: bytes, **kw: object) -> RawReply:
-    return exchange(server.host, server.port, raw, timeout=5.0, responses=1, **kw)  # type: ignore[arg-type]
-
-
-def assert_refused(reply: RawReply, status: int, code: str) -> None:
-    assert reply.statuses == [status], reply.raw[:300]
-    response = reply.responses[0]
-    assert reply.raw.startswith(b"HTTP/1.1 ")
-    assert response.header(b"content-type") == b"application/json"
-    assert response.header(b"connection") == b"close"
-    assert response.header(b"server") is None
-    assert json.loads(response.body)["error"]["code"] == code
+    def test_expect_100_continue(self, server: ServerProcess) -> None:
+        body = b'{"instances":[[30,600]]}'
+        post = (
+            b"POST /predict HTTP/1.1\r\nHost: fish\r\nContent-Type: application/json\r\n"
+            b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n"
+        )
+        with socket.create_connection((server.host, server.port), timeout=5) as sock:
+            sock.sendall(post % len(body))
+            assert sock.recv(64) == b"HTTP/1.1 100 Continue\r\n\r\n"
+            sock.sendall(body)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        # over the body limit: 413 at once, no "100 Continue"
+        reply = ask(server, post % (SETTINGS["max_body_bytes"] + 1))
+        assert reply.statuses == [413] and b"100 Continue" not in reply.raw
 
 
 def test_every_hooked_method_is_still_aiohttps() -> None:
@@ -81,14 +72,20 @@ def test_a_moved_hook_refuses_to_serve(monkeypatch: pytest.MonkeyPatch) -> None:
         aiohttp_guard.check_aiohttp()
 
 
+def test_moved_state_refuses_to_serve(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(aiohttp_guard, "STATE", (*aiohttp_guard.STATE, "_gone_state"))
+    with pytest.raises(BackendUnavailableError, match=r"RequestHandler\._gone_state"):
+        aiohttp_guard.check_aiohttp()
+
+
 def test_limits_are_the_socket_backends() -> None:
     pytest.importorskip("httptools")
-    from fishpredict_backends import socket_connection, socket_server
+    from fishpredict_backends import socket_server
 
-    assert aiohttp_guard.MAX_HEADERS == socket_server.MAX_HEADERS
-    assert aiohttp_guard.MAX_FIELD_BYTES <= socket_server.MAX_HEAD_BYTES
-    assert aiohttp_guard.LINGER_SECONDS == socket_connection.LINGER_SECONDS
-    assert aiohttp_guard.LINGER_BYTES == socket_connection.LINGER_BYTES
+    assert aiohttp_guard.MAX_HEAD_BYTES == socket_server.MAX_HEAD_BYTES == guards.MAX_HEAD_BYTES
+    assert aiohttp_guard.MAX_HEADERS == socket_server.MAX_HEADERS == guards.MAX_HEADERS
+    assert aiohttp_guard.LINGER_SECONDS == linger.LINGER_SECONDS == guards.LINGER_SECONDS
+    assert aiohttp_guard.LINGER_BYTES == linger.LINGER_BYTES
 
 
 @pytest.mark.parametrize(
@@ -110,66 +107,14 @@ def test_parse_errors_map_to_431_or_400_without_echo(
     assert b"secret" not in response.body and b"xxxx" not in response.body
 
 
-def test_junk_gets_one_json_400_and_one_log_line(server: ServerProcess) -> None:
-    before = server.stderr_text()
-    reply = ask(server, JUNK)
-    assert_refused(reply, 400, "bad_request")
-    assert b"secret-junk" not in reply.raw
-    logged = server.stderr_text()[len(before) :]
-    assert logged.count("\n") == 1 and " WARNING " in logged, logged
-    assert "Traceback" not in logged and "secret-junk" not in logged
+def test_a_guard_refusal_carries_its_own_answer() -> None:
+    slow = error(408, "request_timeout", "request head not received in time")
+    refusal = aiohttp_guard.GuardRefusal(slow, "header_timeout")
+    assert refusal.code == 408
+    assert aiohttp_guard.head_refusal(refusal) == (slow, "header_timeout")
 
 
-def test_header_limits(server: ServerProcess) -> None:
-    limit = aiohttp_guard.MAX_HEADERS
-    assert ask(server, head(*fields(limit - 1))).statuses == [200]  # + Host = the limit
-    assert_refused(ask(server, head(*fields(limit))), 431, "headers_too_large")
-    line = aiohttp_guard.MAX_FIELD_BYTES
-    assert ask(server, head(*fields(1, size=line - 100))).statuses == [200]
-    assert_refused(ask(server, head(*fields(1, size=line + 1))), 431, "headers_too_large")
-
-
-def test_connections_past_the_limit_get_503_then_are_served(server: ServerProcess) -> None:
-    held = [
-        socket.create_connection((server.host, server.port), timeout=5)
-        for _ in range(MAX_CONNECTIONS)
-    ]
-    try:
-        for sock in held:  # each one accepted and served: the limit is reached
-            sock.sendall(head())
-            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
-        reply = ask(server, head())
-        assert_refused(reply, 503, "too_many_connections")
-        assert reply.responses[0].header(b"retry-after") == b"1"
-    finally:
-        for sock in held:
-            sock.close()
-    deadline = time.monotonic() + 5
-    while not healthy(server.host, server.port) and time.monotonic() < deadline:
-        time.sleep(0.05)  # poll interval of a bounded wait
-    assert healthy(server.host, server.port)
-
-
-def test_a_stalled_body_is_closed_soon_after_its_408(server: ServerProcess) -> None:
-    """aiohttp would keep reading for 10 s (its lingering_time); the guard's is 2 s."""
-    raw = b"POST /predict HTTP/1.1\r\nHost: fish\r\nContent-Length: 100\r\n\r\n{"
-    reply = exchange(server.host, server.port, raw, timeout=10.0)
-    assert reply.statuses == [408], reply.raw[:200]
-    assert reply.closed or reply.reset
-    assert reply.elapsed <= REQUEST_TIMEOUT + aiohttp_guard.LINGER_SECONDS + MARGIN
-
-
-def test_expect_100_continue(server: ServerProcess) -> None:
-    body = b'{"instances":[[30,600]]}'
-    post = (
-        b"POST /predict HTTP/1.1\r\nHost: fish\r\nContent-Type: application/json\r\n"
-        b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n"
-    )
-    with socket.create_connection((server.host, server.port), timeout=5) as sock:
-        sock.sendall(post % len(body))
-        assert sock.recv(64) == b"HTTP/1.1 100 Continue\r\n\r\n"
-        sock.sendall(body)
-        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
-    # over the body limit: 413 at once, no "100 Continue"
-    reply = ask(server, post % 10_000)
-    assert reply.statuses == [413] and b"100 Continue" not in reply.raw
+def test_head_size_counts_as_the_socket_backend() -> None:
+    """The target's bytes plus each field's name and value + 4 (": " and CRLF)."""
+    message = SimpleNamespace(path="/fish?k=é", raw_headers=((b"Host", b"fish"), (b"X-A", b"")))
+    assert aiohttp_guard.head_size(message) == len("/fish?k=é".encode()) + (4 + 4 + 4) + (3 + 4)

@@ -30,6 +30,7 @@ from fishpredict.contract import Headers, Response, Service
 from fishpredict.predictor import Predictor
 from fishpredict.serve import bind, new_event_loop
 from fishpredict.testing import start_server
+from fishpredict.testing.guards import GuardSuite
 
 FISH = b"GET /fish?length=10.5&weight=7.5&k=1 HTTP/1.1\r\nHost: t\r\n\r\n"
 HEALTH = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
@@ -645,3 +646,9 @@ def test_importing_the_backend_does_not_import_httptools() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     ).stdout
     assert out.strip() == "('httptools',) False"
+
+
+class TestSocketGuard(GuardSuite):
+    """The guard cases every backend answers alike, against the socket backend."""
+
+    backend = "socket"

@@ -19,7 +19,9 @@ import pytest
 
 # Rewrite the asserts of the checks so that a failure shows the values compared.
 # Must run before the checks are imported.
-pytest.register_assert_rewrite("fishpredict.testing.checks", "fishpredict.testing.adapter")
+pytest.register_assert_rewrite(
+    "fishpredict.testing.checks", "fishpredict.testing.adapter", "fishpredict.testing.guards"
+)
 
 from .client import Client, Reply  # noqa: E402
 from .contract import CheckResult, Contract, ContractSuite, check_names, run_contract  # noqa: E402

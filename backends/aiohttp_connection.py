@@ -1,0 +1,411 @@
+"""One connection of the aiohttp backend: head limits, head deadline, refusals, linger.
+
+:class:`GuardedRequestHandler` is aiohttp's ``RequestHandler`` (the protocol of
+one connection) plus what :mod:`fishpredict_backends.aiohttp_guard` describes:
+the connection limit, a cap on the whole request head and on its fields, a
+deadline for receiving it, the contract's answers to what is refused, and a
+lingering close after them (:mod:`fishpredict_backends.linger`).
+
+aiohttp's C parser has no Python callback per head, so the head is followed
+from ``data_received``: the bytes of the reads a head spans are counted, and a
+head is complete when aiohttp's queue of parsed requests (``_messages``) grows;
+that head is then measured exactly (:func:`head_size`) if the reads were larger
+than the limit. A request's body is over when its payload reaches EOF. On the
+way of a request this costs a few comparisons per read; the deadline needs a
+clock reading only when a head spans reads.
+
+A refusal is queued as aiohttp queues its own parse errors (a
+``web_protocol._ErrInfo`` in ``_messages``, ``_waiter`` woken), so aiohttp
+answers it after the requests before it, through :meth:`handle_error`; once
+written, the answer takes the transport from aiohttp and lingers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+from aiohttp import web, web_protocol
+from aiohttp.http_exceptions import BadHttpMessage, HttpProcessingError, LineTooLong
+from aiohttp.streams import EMPTY_PAYLOAD
+from aiohttp.web_protocol import RequestHandler
+
+from fishpredict.contract import Response, error
+
+from . import socket_wire as wire
+from .linger import LINGER_SECONDS, discard, half_close
+
+if TYPE_CHECKING:
+    from .aiohttp_guard import GuardedServer
+
+log = logging.getLogger("fishpredict.backends.aiohttp")
+
+#: most bytes of a request head (target + header fields, as the socket backend
+#: counts them); more -> 431. Also aiohttp's limit for one line.
+MAX_HEAD_BYTES: Final = 16 * 1024
+#: most header fields in a request (trailers included); more -> 431
+MAX_HEADERS: Final = 100
+#: seconds aiohttp's keep-alive close is held off past a head's deadline (so the 408 comes first)
+KEEPALIVE_SLACK: Final = 1.0
+#: aiohttp's private RequestHandler state read or set here
+STATE: Final = ("_messages", "_waiter", "_next_keepalive_close_time", "_buffer_paused")
+#: how aiohttp queues a request it could not parse
+_ErrInfo: Final[Any] = getattr(web_protocol, "_ErrInfo", None)
+
+# connection phases
+FRESH, IDLE, HEAD, BODY, OFF, REFUSED, LINGER = range(7)
+INF: Final = math.inf
+
+# aiohttp's own method, called directly on the per-request path (cheaper than super())
+_data_received = RequestHandler.data_received
+
+__all__ = [
+    "MAX_HEADERS",
+    "MAX_HEAD_BYTES",
+    "STATE",
+    "GuardRefusal",
+    "GuardedRequestHandler",
+    "head_refusal",
+    "head_size",
+    "to_aiohttp",
+]
+
+
+def to_aiohttp(response: Response, close: bool = False) -> web.Response:
+    """The contract's ``response`` as an aiohttp response (closing the connection if ``close``)."""
+    reply = web.Response(
+        status=response.status, body=response.body, headers=_headers(response, close)
+    )
+    if close:
+        reply.force_close()
+    return reply
+
+
+def _headers(response: Response, close: bool) -> dict[str, str]:
+    headers = {"Content-Type": response.content_type}
+    if response.headers:
+        headers.update(response.headers)
+    if close:
+        headers["Connection"] = "close"  # aiohttp would leave it out in an HTTP/1.0 answer
+    return headers
+
+
+class GuardRefusal(HttpProcessingError):
+    """A request the guard refuses (head too large or too slow), queued as a parse
+    error: carries the contract's answer and the ``fishpredict_rejected`` reason."""
+
+    def __init__(self, response: Response, reason: str) -> None:
+        super().__init__(code=response.status, message=reason)
+        self.response = response
+        self.reason = reason
+
+
+def _too_large() -> Response:
+    return error(
+        431,
+        "headers_too_large",
+        f"request head is over {MAX_HEAD_BYTES} bytes or {MAX_HEADERS} header fields",
+    )
+
+
+def head_refusal(exc: BaseException | None) -> tuple[Response, str]:
+    """The contract's answer to a request refused before it reached the handler
+    (by the guard, or because aiohttp could not parse it), and the metric reason."""
+    if isinstance(exc, GuardRefusal):
+        return exc.response, exc.reason
+    if isinstance(exc, LineTooLong) or (
+        isinstance(exc, BadHttpMessage) and "too many headers" in str(exc).lower()
+    ):
+        return _too_large(), "headers_too_large"
+    # aiohttp's message quotes the bad bytes: they are neither echoed nor logged
+    return error(400, "bad_request", "malformed HTTP request"), "bad_request"
+
+
+def head_size(message: Any) -> int:
+    """Bytes of a parsed request head (``RawRequestMessage``), counted as the
+    socket backend counts them: the target, plus each field's name and value + 4."""
+    target = len(message.path.encode("utf-8", "surrogateescape"))
+    return target + sum(len(name) + len(value) + 4 for name, value in message.raw_headers)
+
+
+class _Refusal(web.Response):
+    """A refusal's answer (``Connection: close``); once it is written, its connection lingers."""
+
+    def __init__(self, response: Response, protocol: GuardedRequestHandler) -> None:
+        headers = _headers(response, close=True)
+        super().__init__(status=response.status, body=response.body, headers=headers)
+        self.force_close()
+        self._guarded = protocol
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        await super().write_eof(data)
+        self._guarded.linger()
+
+
+class GuardedRequestHandler(RequestHandler):
+    """aiohttp's protocol, plus the connection limit, the head limits and deadline,
+    the contract's answers to what it refuses, and a lingering close after them."""
+
+    __slots__ = (
+        "_body",
+        "_chunked",
+        "_counted",
+        "_dropped",
+        "_extra",
+        "_guard",
+        "_lingering",
+        "_phase",
+        "_seen",
+        "_timer",
+        "deadline",
+    )
+
+    def __init__(self, manager: GuardedServer, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._guard = manager
+        self._counted = False  # counted against max_connections
+        self._phase = FRESH
+        #: loop time when the current phase has run too long (``_timer`` checks it)
+        self.deadline = INF
+        self._timer: asyncio.TimerHandle | None = None
+        self._seen = 0  # bytes of the reads of the head under way that completed no head
+        self._extra = 0  # bytes of the read that ended the last request (a head may begin there)
+        self._body: Any = None  # the payload of the request whose body is arriving
+        self._chunked = False  # that body is chunked
+        self._dropped = 0  # bytes discarded since a refusal
+        #: the transport once the guard owns it (refused at accept, or lingering)
+        self._lingering: asyncio.Transport | None = None
+
+    # -- transport events --
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        guard = self._guard
+        if guard.open >= guard.max_connections:
+            self._refuse_connection(transport)  # type: ignore[arg-type]
+            return
+        guard.open += 1
+        self._counted = True
+        super().connection_made(transport)
+        self._set_deadline(guard.loop.time() + guard.header_timeout)  # for a first request
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._phase = LINGER
+        self.deadline = INF
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._lingering is not None:
+            self._lingering = None
+            self._guard.lingering.discard(self)
+        if not self._counted:
+            return  # refused at accept: aiohttp never saw this connection
+        self._counted = False
+        self._guard.open -= 1
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        phase = self._phase
+        if phase >= REFUSED:  # an answer closes this connection: drop what still comes
+            transport = self._lingering or self.transport
+            if transport is not None:
+                self._dropped = discard(transport, self._dropped, len(data))
+            return
+        messages = self._messages
+        queued = len(messages)
+        _data_received(self, data)
+        if phase == OFF:
+            return
+        size = len(data)
+        if len(messages) != queued:
+            self._parsed(phase, queued, data)  # one head or more completed
+        elif phase == BODY:
+            if self._body.is_eof():  # the body ended in this read
+                self._body = None
+                self._ended(data, self._chunked)
+        elif size:  # every byte of this read belongs to a head not complete yet
+            if phase != HEAD:
+                self._phase = HEAD
+                self._seen = 0
+                self._start_head_clock()
+            self._seen += size
+            if self._seen > MAX_HEAD_BYTES:
+                self._refuse(GuardRefusal(_too_large(), "headers_too_large"), len(messages))
+
+    def _parsed(self, phase: int, queued: int, data: bytes) -> None:
+        """Check the requests queued by the read ``data``; follow the last one's body."""
+        messages = self._messages
+        size = len(data)
+        # Most bytes any of their heads can have: this read, plus the bytes before
+        # it of a head that may have begun earlier (a head under way, or the read
+        # that ended the last request). A resumed parse (size 0) re-reads bytes
+        # aiohttp held back: measure those heads whatever their size.
+        if phase == HEAD:
+            bound = self._extra + self._seen + size
+        elif phase == IDLE:
+            bound = self._extra + size
+        else:  # FRESH, BODY: the head began in this read
+            bound = size
+        measure = bound > MAX_HEAD_BYTES or not size
+        payload: Any = None
+        for index in range(queued, len(messages)):
+            message: Any
+            message, payload = messages[index]
+            if type(message) is _ErrInfo:  # aiohttp could not parse: it answers (handle_error)
+                self._phase = REFUSED
+                self.deadline = INF
+                return
+            if measure and head_size(message) > MAX_HEAD_BYTES:
+                self._refuse(GuardRefusal(_too_large(), "headers_too_large"), index)
+                return
+            if message.upgrade:  # what follows is no longer HTTP/1.1 requests
+                self._phase = OFF
+                self.deadline = INF
+                return
+        self.deadline = INF
+        if payload.is_eof():
+            self._ended(data, payload is EMPTY_PAYLOAD or message.chunked)
+        else:
+            self._phase = BODY
+            self._body = payload
+            self._chunked = bool(message.chunked)
+
+    def _ended(self, data: bytes, crlf_last: bool) -> None:
+        """A request ended in the read ``data``: wait for the next head, or time the
+        one that began after it. ``crlf_last``: the request's last bytes are CRLF CRLF
+        (no body, or a chunked one), so a read that does not end so goes on after it."""
+        self._extra = len(data)  # the next head may have begun in this read
+        self._seen = 0
+        if (
+            crlf_last
+            and not data.endswith(b"\r\n\r\n")
+            and not b"\r\n\r\n".endswith(data)  # the request's end spans reads
+            and not self._buffer_paused  # aiohttp holds bytes back: they are not a head yet
+        ):
+            self._phase = HEAD  # the parser took the start of the next head
+            self._start_head_clock()
+        else:
+            self._phase = IDLE
+
+    # -- the deadline --
+
+    def _start_head_clock(self) -> None:
+        """A head is under way: answer 408 unless it completes within ``header_timeout``."""
+        timeout = self._guard.header_timeout
+        if timeout == INF:
+            return  # no head deadline: aiohttp's keep-alive timer is the only bound
+        deadline = self._guard.loop.time() + timeout
+        self._set_deadline(deadline)
+        if self._next_keepalive_close_time < deadline + KEEPALIVE_SLACK:
+            self._next_keepalive_close_time = deadline + KEEPALIVE_SLACK
+
+    def _set_deadline(self, when: float) -> None:
+        self.deadline = when
+        timer = self._timer
+        if when == INF or (timer is not None and timer.when() <= when):
+            return  # the timer comes first, and re-arms itself for the deadline
+        if timer is not None:
+            timer.cancel()
+        self._timer = self._guard.loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        deadline = self.deadline
+        if deadline == INF:
+            return
+        if self._guard.loop.time() < deadline:  # moved on since the timer was set
+            self._timer = self._guard.loop.call_at(deadline, self._on_timer)
+            return
+        self.deadline = INF
+        phase = self._phase
+        if phase == FRESH:
+            self.force_close()  # nothing sent since the connection was made
+        elif phase == HEAD:
+            self._refuse(
+                GuardRefusal(
+                    error(408, "request_timeout", "request head not received in time"),
+                    "header_timeout",
+                ),
+                len(self._messages),
+            )
+        elif phase == LINGER:
+            self.abort()
+
+    # -- refusing and closing --
+
+    def _refuse(self, refusal: GuardRefusal, index: int) -> None:
+        """Answer ``refusal`` after the requests queued before ``index`` (those from
+        ``index`` on are dropped), as aiohttp answers a parse error; parse no more."""
+        self._phase = REFUSED
+        self.deadline = INF
+        messages = self._messages
+        while len(messages) > index:
+            messages.pop()
+        messages.append(
+            (_ErrInfo(status=refusal.code, exc=refusal, message=refusal.reason), EMPTY_PAYLOAD)
+        )
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        """The contract's JSON answer to a refused request (or a 5xx), with no echo of
+        the request's bytes and at most one log line."""
+        if request.writer.output_size > 0:  # as aiohttp: an answer is already on its way
+            raise ConnectionError("an answer was already sent; cannot send an error")
+        if status >= 500:
+            log.error("aiohttp answered %d on its own", status, exc_info=exc)
+            return to_aiohttp(error(500, "internal_error", "internal server error"), close=True)
+        response, reason = head_refusal(exc)
+        self._guard.rejected(reason)
+        self._phase = REFUSED
+        if not isinstance(exc, GuardRefusal):  # aiohttp's parser refused it
+            log.warning(
+                "refused a malformed request from %s with %d: %s",
+                request.remote,
+                response.status,
+                type(exc).__name__ if exc is not None else "bad request",
+            )
+        return _Refusal(response, self)
+
+    def _refuse_connection(self, transport: asyncio.Transport) -> None:
+        """Answer 503 + Retry-After at once and linger; aiohttp never sees the connection."""
+        guard = self._guard
+        guard.rejected("max_connections")
+        response = error(
+            503,
+            "too_many_connections",
+            f"this worker already has {guard.max_connections} connections; retry later",
+            headers=guard.retry_after,
+        )
+        transport.write(wire.encode(response, wire.date_line(time.time()), wire.CLOSE))
+        self._linger(transport)
+
+    def linger(self) -> None:
+        """A refusal was written: take the transport from aiohttp and linger."""
+        transport = self.transport
+        if transport is None or self._lingering is not None:
+            return
+        self.transport = None  # aiohttp closes only a transport it holds: this one is ours now
+        self._linger(transport)
+
+    def _linger(self, transport: asyncio.Transport) -> None:
+        self._phase = LINGER
+        self._lingering = transport
+        self._guard.lingering.add(self)
+        if half_close(transport):  # aiohttp's eof_received then lets the transport close
+            self._set_deadline(self._guard.loop.time() + LINGER_SECONDS)
+
+    def abort(self) -> None:
+        """Abort the connection at once (a lingering one included)."""
+        transport = self._lingering or self.transport
+        if transport is not None:
+            transport.abort()
