@@ -137,13 +137,22 @@ def raise_fd_limit() -> None:
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop's loop when installed (faster), else asyncio's."""
+    """uvloop's loop when installed (faster), else asyncio's. uvloop's accepts every
+    queued connection per turn, as asyncio's does (see :mod:`fishpredict.accept`)."""
     try:
         import uvloop
     except ImportError:
         return asyncio.new_event_loop()
-    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    global _fair_loop
+    if _fair_loop is None:
+        from .accept import fair_accept_loop_class
+
+        _fair_loop = fair_accept_loop_class(uvloop.Loop)
+    loop: asyncio.AbstractEventLoop = _fair_loop()
     return loop
+
+
+_fair_loop: type[asyncio.AbstractEventLoop] | None = None
 
 
 async def _serve_until_signalled(backend: Backend, service: Service, sock: socket.socket) -> None:
