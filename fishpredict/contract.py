@@ -211,6 +211,7 @@ class Service:
         if self.batcher is None or path != "/fish" or method != "GET":
             return self.handle(method, path, query, headers, body)
         start = time.perf_counter()
+        predicted: str | None = None
         try:
             model, x, w, labels = self._fish_args(query)
             if model.fast is not None or self.predictor is None or not self.predictor.cache:
@@ -218,6 +219,7 @@ class Service:
             else:
                 code = await self.batcher.predict_one(model, x, w)
             response = self._fish_response(model, x, w, code, labels)
+            predicted = model.name
         except _Reply as reply:
             response = reply.response
         except FishpredictError as exc:
@@ -225,7 +227,10 @@ class Service:
         except Exception:
             log.exception("unexpected error on GET /fish")
             response = error(500, "internal_error", "internal server error")
-        self._observe("/fish", method, response.status, start)
+        if self.metrics is not None:  # "/fish" and GET are known labels: no _observe needed
+            self.metrics.observe(
+                "/fish", "GET", response.status, time.perf_counter() - start, predicted
+            )
         return response
 
     # -- plumbing --
@@ -326,8 +331,6 @@ class Service:
                 f'{{"prediction":{label},"length":',
                 f',"k":{k},"model":{self._json_name(model)}}}',
             )
-        if self.metrics is not None:
-            self.metrics.predicted(model.name, 1)
         return Response(200, f'{parts[0]}{x!r},"weight":{w!r}{parts[1]}'.encode())
 
     def _json_name(self, model: LoadedModel) -> str:
@@ -339,7 +342,10 @@ class Service:
 
     def _fish(self, query: str, headers: Headers, body: bytes) -> Response:
         model, x, w, labels = self._fish_args(query)
-        return self._fish_response(model, x, w, self._predict_one(model, x, w), labels)
+        response = self._fish_response(model, x, w, self._predict_one(model, x, w), labels)
+        if self.metrics is not None:
+            self.metrics.predicted(model.name, 1)
+        return response
 
     def _predict(self, query: str, headers: Headers, body: bytes) -> Response:
         limit = self.body_limit_response(len(body))

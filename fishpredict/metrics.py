@@ -68,7 +68,11 @@ class _HotPath:
         self.latency: dict[str, list[float]] = {}
         self.predictions: dict[str, int] = {}
 
-    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+    def observe(
+        self, route: str, method: str, status: int, seconds: float, model: str | None = None
+    ) -> None:
+        """Count one answered request; ``model``: it also predicted one row with that model
+        (counted under the same lock: a one-fish request takes the lock once)."""
         i = bisect_left(LATENCY_BUCKETS, seconds)
         key = (route, method, status)
         with self.lock:
@@ -78,6 +82,8 @@ class _HotPath:
                 h = self.latency[route] = [0.0] * (len(LATENCY_BUCKETS) + 2)
             h[i] += 1
             h[-1] += seconds
+            if model is not None:
+                self.predictions[model] = self.predictions.get(model, 0) + 1
 
     def predicted(self, model: str, rows: int) -> None:
         with self.lock:

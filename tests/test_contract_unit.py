@@ -305,6 +305,44 @@ def test_metrics_count_requests(service: Service) -> None:
     assert samples[("fishpredict_predictions_total", (("model", "knn-k1"),))] == 7
 
 
+def _samples(service: Service) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    body = service.handle("GET", "/metrics", "", {}).body.decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(body)
+        for s in f.samples
+    }
+
+
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast", "batched"])
+def test_one_fish_requests_count_each_prediction_once(fast_path: bool) -> None:
+    """Every entry point counts a one-fish answer's prediction once, and a refused one
+    not at all (handle_async counts it with the request, under one lock)."""
+    service = Service(Predictor(fast_path=fast_path), ServeConfig())
+
+    async def run() -> list[int]:
+        replies = await asyncio.gather(
+            *(service.handle_async("GET", "/fish", f"length={20 + i}&weight=300&k=5", {})
+              for i in range(6)),
+            service.handle_async("GET", "/fish", "length=-1&weight=300&k=5", {}),
+        )
+        return [r.status for r in replies]
+
+    assert asyncio.run(run()) == [200] * 6 + [400]
+    assert service.handle("GET", "/fish", "length=25&weight=300&k=5", {}).status == 200
+    assert service.handle("GET", "/fish", "length=25&k=5", {}).status == 400
+    samples = _samples(service)
+    assert samples[("fishpredict_predictions_total", (("model", "knn-k5"),))] == 7
+    ok = (("method", "GET"), ("route", "/fish"), ("status", "200"))
+    bad = (("method", "GET"), ("route", "/fish"), ("status", "400"))
+    assert samples[("fishpredict_requests_total", ok)] == 7
+    assert samples[("fishpredict_requests_total", bad)] == 2
+    count = samples[("fishpredict_request_duration_seconds_count", (("route", "/fish"),))]
+    assert count == 9
+
+
 def test_metrics_off_is_404(predictor: Predictor) -> None:
     service = Service(predictor, ServeConfig(metrics=False))
     assert_error(service.handle("GET", "/metrics", "", {}), 404, "not_found")
