@@ -70,7 +70,6 @@ class ServiceHandler:
         self.max_body = config.max_body_bytes
         self.max_inflight = config.max_inflight
         self.body_timeout = config.request_timeout
-        self.retry_after = str(config.retry_after)
         #: the tasks running a request right now (for the limit and the drain)
         self._inflight: set[asyncio.Task[Any]] = set()
         #: set by :meth:`drain`: every answer then closes its connection
@@ -85,12 +84,7 @@ class ServiceHandler:
         """Answer one request (the route's handler)."""
         close = False
         if len(self._inflight) >= self.max_inflight:
-            response = error(
-                503,
-                "overloaded",
-                f"more than {self.max_inflight} requests in flight; retry later",
-                headers=(("Retry-After", self.retry_after),),
-            )
+            response = self.service.overloaded()
             return self._to_aiohttp(response, close)
         task = asyncio.current_task()
         assert task is not None
@@ -102,7 +96,7 @@ class ServiceHandler:
             if not self.draining:
                 raise
             task.uncancel()
-            response, close = _cut_off(self.retry_after), True
+            response, close = self.service.cut_off(), True
         except Exception:
             log.exception("aiohttp adapter failed on %s %s", request.method, request.path)
             response, close = error(500, "internal_error", "internal server error"), True
@@ -172,14 +166,6 @@ class ServiceHandler:
         return response, False
 
 
-def _cut_off(retry_after: str) -> Response:
-    """The answer to a request still running when the drain timeout ran out."""
-    return error(
-        503,
-        "draining",
-        "the server shut down before this request finished",
-        headers=(("Retry-After", retry_after),),
-    )
 
 
 def build_server(service: Service, handler: ServiceHandler | None = None) -> GuardedServer:

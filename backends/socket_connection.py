@@ -185,12 +185,7 @@ class Connection(asyncio.Protocol):
             state.rejected("max_inflight")
             self._queue(
                 wire.encode(
-                    error(
-                        503,
-                        "overloaded",
-                        f"more than {state.max_inflight} requests in flight; retry later",
-                        headers=state.retry_after_header,
-                    ),
+                    state.service.overloaded(),
                     state.date,
                     connection,
                     head_only,

@@ -60,7 +60,6 @@ class ServiceEndpoint:
         self.max_body = config.max_body_bytes
         self.max_inflight = config.max_inflight
         self.body_timeout = config.request_timeout
-        self.retry_after = str(config.retry_after)
         self.inflight = 0
         self._content_types: dict[str, bytes] = {}
 
@@ -69,12 +68,7 @@ class ServiceEndpoint:
             return
         close = False
         if self.inflight >= self.max_inflight:
-            response = error(
-                503,
-                "overloaded",
-                f"more than {self.max_inflight} requests in flight; retry later",
-                headers=(("Retry-After", self.retry_after),),
-            )
+            response = self.service.overloaded()
             await self._send(send, response, close)
             return
         self.inflight += 1
@@ -87,7 +81,7 @@ class ServiceEndpoint:
             if not self.service.draining:
                 raise
             _uncancel()
-            response, close = _cut_off(self.retry_after), True
+            response, close = self.service.cut_off(), True
         except Exception:
             log.exception(
                 "starlette adapter failed on %s %s", scope.get("method"), scope.get("path")
@@ -150,14 +144,6 @@ class ServiceEndpoint:
         await send({"type": "http.response.body", "body": response.body})
 
 
-def _cut_off(retry_after: str) -> Response:
-    """The answer to a request still running when the drain timeout ran out."""
-    return error(
-        503,
-        "draining",
-        "the server shut down before this request finished",
-        headers=(("Retry-After", retry_after),),
-    )
 
 
 def _uncancel() -> None:

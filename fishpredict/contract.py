@@ -150,6 +150,24 @@ class Service:
             self.metrics.models_loaded.set(len(predictor.models()))
             self.metrics.model_loads.labels("ok").inc(len(predictor.models()))
 
+    def overloaded(self) -> Response:
+        """The 503 for a request past ``max_inflight`` (every backend answers it alike)."""
+        return error(
+            503,
+            "overloaded",
+            f"more than {self.config.max_inflight} requests in flight; retry later",
+            headers=(("Retry-After", str(self.config.retry_after)),),
+        )
+
+    def cut_off(self) -> Response:
+        """The 503 for a request still running when the drain timeout ran out."""
+        return error(
+            503,
+            "draining",
+            "the server shut down before this request finished",
+            headers=(("Retry-After", str(self.config.retry_after)),),
+        )
+
     def body_limit_response(self, content_length: int) -> Response | None:
         """A 413 if a body of ``content_length`` bytes is over the limit (check before reading)."""
         if content_length > self.config.max_body_bytes:

@@ -26,6 +26,18 @@ def children(pid: int) -> list[int]:
         return [int(p) for p in f.read().split()]
 
 
+def kill_and_wait_for_replacement(supervisor: int, worker: int) -> list[int]:
+    """SIGKILL ``worker`` and wait until the supervisor has two workers again, not it."""
+    os.kill(worker, signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        now = children(supervisor)
+        if len(now) == 2 and worker not in now:
+            return now
+        time.sleep(0.1)  # polling the supervisor, bounded by the deadline
+    pytest.fail(f"no replacement worker: {children(supervisor)}")
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_sigterm_right_after_the_announce_line_drains_cleanly(workers: str) -> None:
     """No start-up window where SIGTERM is fatal, in the supervisor or in a fresh worker."""
@@ -49,15 +61,7 @@ def test_a_dead_worker_is_replaced() -> None:
     with start_server("socket", "--workers", "2") as srv:
         before = children(srv.pid)
         assert len(before) == 2
-        os.kill(before[0], signal.SIGKILL)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            now = children(srv.pid)
-            if len(now) == 2 and before[0] not in now:
-                break
-            time.sleep(0.1)  # polling the supervisor, bounded by the deadline
-        else:
-            pytest.fail(f"no replacement worker: {children(srv.pid)}")
+        kill_and_wait_for_replacement(srv.pid, before[0])
         with srv.client() as c:
             assert c.get("/healthz").status == 200
         assert srv.stop() == 0
@@ -120,15 +124,7 @@ def test_a_replaced_worker_takes_over_its_accept_queue() -> None:
     with start_server("socket", "--workers", "2") as srv:
         before = children(srv.pid)
         queue = listening_sockets(before[0], srv.port)
-        os.kill(before[0], signal.SIGKILL)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            now = children(srv.pid)
-            if len(now) == 2 and before[0] not in now:
-                break
-            time.sleep(0.1)  # polling the supervisor, bounded by the deadline
-        else:
-            pytest.fail(f"no replacement worker: {children(srv.pid)}")
+        now = kill_and_wait_for_replacement(srv.pid, before[0])
         new = next(k for k in now if k not in before)
         assert listening_sockets(new, srv.port) == queue
         for c in answer_on_fresh_connections(srv, 32):

@@ -285,12 +285,7 @@ class Handler(BaseHTTPRequestHandler):
         # connection stays open (its body was read), so pipelined requests after
         # it are answered too.
         if not self.server.inflight.acquire(blocking=False):
-            return error(
-                503,
-                "overloaded",
-                f"more than {service.config.max_inflight} requests in flight; retry later",
-                headers=(("Retry-After", str(service.config.retry_after)),),
-            )
+            return service.overloaded()
         try:
             return service.handle(self.command, path, query, headers, body)
         finally:
