@@ -36,6 +36,7 @@ from fishpredict.config import ServeConfig
 from fishpredict.faults import RawReply, configured_server, exchange, healthy
 from fishpredict.plugins import list_backends
 from fishpredict.testing import ServerProcess, start_server
+from fishpredict.testing.guards import wait_healthy
 
 BACKENDS = [info.name for info in list_backends() if info.available]
 LIMITS = {
@@ -83,16 +84,6 @@ def servers() -> Iterator[Callable[[str], ServerProcess]]:
     finally:
         for server in running.values():
             server.close()
-
-
-def wait_healthy(server: ServerProcess, seconds: float = 5.0) -> bool:
-    """Poll ``/healthz`` on new connections until 200 (bounded)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if healthy(server.host, server.port, timeout=2.0):
-            return True
-        time.sleep(0.05)  # poll interval of a bounded wait
-    return False
 
 
 def rss_bytes(pid: int) -> int:

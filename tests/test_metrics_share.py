@@ -294,38 +294,19 @@ def wait_for_total(srv: ServerProcess, want: int) -> dict[Key, float]:
         time.sleep(0.1)  # poll interval; the deadline bounds the wait
 
 
-def children(pid: int) -> list[int]:
-    with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as f:
-        return [int(p) for p in f.read().split()]
-
-
-def load(srv: ServerProcess, connections: int, per_connection: int) -> list[Client]:
-    """Fresh connections (spread over the workers by the kernel), each sending
-    ``per_connection`` /fish requests; kept open for the caller to close."""
-    clients: list[Client] = []
-    try:
-        for _ in range(connections):
-            c = Client(srv.host, srv.port, timeout=10)
-            clients.append(c)
-            for _ in range(per_connection):
-                assert c.get("/fish?length=30&weight=600").status == 200
-    except BaseException:
-        for c in clients:
-            c.close()
-        raise
-    return clients
+FISH = "/fish?length=30&weight=600"
 
 
 @pytest.mark.parametrize("backend", ["socket", "aiohttp"])
 def test_every_worker_answers_with_the_whole_servers_counts(backend: str) -> None:
     with start_server(backend, "--workers", "2") as srv:
-        clients = load(srv, 64, 3)
+        clients = srv.fresh_clients(64, FISH, 3)
         try:
             if HAVE_REUSEPORT:
                 spread = worker_connections(srv.pid)
                 assert spread is not None and len(spread) == 2 and min(spread) > 0, spread
             samples = wait_for_total(srv, 64 * 3)
-            assert pids(samples) == set(children(srv.pid))
+            assert pids(samples) == set(srv.workers())
             # the 64 connections reach both workers: each one answers with the total
             for c in clients:
                 assert fish_total(scrape(srv, c)) == 64 * 3
@@ -340,15 +321,15 @@ def test_a_killed_workers_counts_stay_and_its_replacement_joins(tmp_path: Path) 
     with start_server("socket", "--workers", "2", env=env) as srv:
         (share,) = tmp_path.glob("fishpredict-metrics-*")
         assert stat.S_IMODE(share.stat().st_mode) == 0o700
-        for c in load(srv, 32, 2):
+        for c in srv.fresh_clients(32, FISH, 2):
             c.close()
         before = wait_for_total(srv, 64)
-        victim, survivor = children(srv.pid)
+        victim, survivor = srv.workers()
         assert pids(before) == {victim, survivor}
         os.kill(victim, signal.SIGKILL)
         deadline = time.monotonic() + DEADLINE_S + 10
         while True:
-            kids = children(srv.pid)
+            kids = srv.workers()
             samples = scrape(srv)
             assert fish_total(samples) == 64, "the total changed when a worker died"
             if len(kids) == 2 and victim not in kids and pids(samples) == set(kids):

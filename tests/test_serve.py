@@ -15,27 +15,21 @@ from fishpredict.cli import main
 from fishpredict.errors import ConfigError
 from fishpredict.perf.loads import worker_connections
 from fishpredict.serve import HAVE_REUSEPORT, bind, listen
-from fishpredict.testing.client import Client
 from fishpredict.testing.server import ServerProcess, start_server
 
 needs_reuseport = pytest.mark.skipif(not HAVE_REUSEPORT, reason="no SO_REUSEPORT here")
 
 
-def children(pid: int) -> list[int]:
-    with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as f:
-        return [int(p) for p in f.read().split()]
-
-
-def kill_and_wait_for_replacement(supervisor: int, worker: int) -> list[int]:
+def kill_and_wait_for_replacement(srv: ServerProcess, worker: int) -> list[int]:
     """SIGKILL ``worker`` and wait until the supervisor has two workers again, not it."""
     os.kill(worker, signal.SIGKILL)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        now = children(supervisor)
+        now = srv.workers()
         if len(now) == 2 and worker not in now:
             return now
         time.sleep(0.1)  # polling the supervisor, bounded by the deadline
-    pytest.fail(f"no replacement worker: {children(supervisor)}")
+    pytest.fail(f"no replacement worker: {srv.workers()}")
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
@@ -59,9 +53,9 @@ def test_sigterm_right_after_the_announce_line_drains_cleanly(workers: str) -> N
 
 def test_a_dead_worker_is_replaced() -> None:
     with start_server("socket", "--workers", "2") as srv:
-        before = children(srv.pid)
+        before = srv.workers()
         assert len(before) == 2
-        kill_and_wait_for_replacement(srv.pid, before[0])
+        kill_and_wait_for_replacement(srv, before[0])
         with srv.client() as c:
             assert c.get("/healthz").status == 200
         assert srv.stop() == 0
@@ -77,28 +71,13 @@ def listening_sockets(pid: int, port: int) -> set[str]:
     return {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in fds}
 
 
-def answer_on_fresh_connections(srv: ServerProcess, count: int) -> list[Client]:
-    """``count`` new connections, each answered once and kept open (closed by the caller)."""
-    clients = []
-    try:
-        for _ in range(count):
-            c = Client(srv.host, srv.port, timeout=10)
-            clients.append(c)
-            assert c.get("/healthz").status == 200
-    except BaseException:
-        for c in clients:
-            c.close()
-        raise
-    return clients
-
-
 @needs_reuseport
 def test_each_worker_has_its_own_accept_queue_and_connections_spread() -> None:
     with start_server("socket", "--workers", "2") as srv:
-        kids = children(srv.pid)
+        kids = srv.workers()
         queues = [listening_sockets(k, srv.port) for k in kids]
         assert all(len(q) == 1 for q in queues) and queues[0] != queues[1], queues
-        clients = answer_on_fresh_connections(srv, 64)
+        clients = srv.fresh_clients(64)
         try:
             spread = worker_connections(srv.pid)
         finally:
@@ -111,7 +90,7 @@ def test_each_worker_has_its_own_accept_queue_and_connections_spread() -> None:
 
 def test_shared_socket_is_one_socket_for_every_worker() -> None:
     with start_server("socket", "--workers", "2", "--shared-socket") as srv:
-        queues = [listening_sockets(k, srv.port) for k in children(srv.pid)]
+        queues = [listening_sockets(k, srv.port) for k in srv.workers()]
         assert len(queues) == 2 and queues[0] == queues[1] and len(queues[0]) == 1, queues
         assert "one accept queue each" not in srv.stdout_lines[0]
         assert srv.stop() == 0
@@ -122,12 +101,12 @@ def test_a_replaced_worker_takes_over_its_accept_queue() -> None:
     """Connections the kernel hashes to a dead worker's queue are answered by its
     replacement: none is stranded in a queue nobody accepts on."""
     with start_server("socket", "--workers", "2") as srv:
-        before = children(srv.pid)
+        before = srv.workers()
         queue = listening_sockets(before[0], srv.port)
-        now = kill_and_wait_for_replacement(srv.pid, before[0])
+        now = kill_and_wait_for_replacement(srv, before[0])
         new = next(k for k in now if k not in before)
         assert listening_sockets(new, srv.port) == queue
-        for c in answer_on_fresh_connections(srv, 32):
+        for c in srv.fresh_clients(32):
             c.close()
         assert srv.stop() == 0
 

@@ -95,6 +95,35 @@ class ServerProcess:
             else Client(self.host, self.port, timeout)
         )
 
+    def workers(self) -> list[int]:
+        """The pids of this server's worker processes (``--workers N``; Linux ``/proc``);
+        empty for a one-process server or one that has exited."""
+        try:
+            with open(f"/proc/{self.pid}/task/{self.pid}/children", encoding="ascii") as f:
+                return [int(p) for p in f.read().split()]
+        except OSError:
+            return []
+
+    def fresh_clients(self, count: int, target: str = "/healthz", per_connection: int = 1
+                      ) -> list[Client]:
+        """``count`` new connections (the kernel spreads them over the workers), each
+        answered 200 on ``target`` ``per_connection`` times and kept open: the caller
+        closes them. :class:`ServerError` if an answer is not 200."""
+        clients: list[Client] = []
+        try:
+            for _ in range(count):
+                c = Client(self.host, self.port, 10)
+                clients.append(c)
+                for _ in range(per_connection):
+                    reply = c.get(target)
+                    if reply.status != 200:
+                        raise ServerError(f"GET {target} answered {reply.status}: {reply.body!r}")
+        except BaseException:
+            for c in clients:
+                c.close()
+            raise
+        return clients
+
     def stderr_text(self) -> str:
         """Everything the server wrote on stderr so far."""
         if self._stderr.closed:
