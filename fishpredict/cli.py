@@ -429,12 +429,22 @@ def _cmd_perf_predictor(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_load_options(p: argparse.ArgumentParser) -> None:
-    """The load options ``perf serving`` and ``perf scaling`` share."""
+def _add_load_options(p: argparse.ArgumentParser, charted: str) -> None:
+    """The options ``perf serving`` and ``perf scaling`` share: the load, settling,
+    and the outputs (``charted``: what the chart has one bar per)."""
     p.add_argument("--duration", type=_positive_float, default=None, metavar="SECONDS",
                    help="measured seconds per load (default 10; 3 with --quick)")
     p.add_argument("--connections", type=positive_int, default=64,
                    help="keep-alive connections, one request in flight each (default 64)")
+    p.add_argument("--quick", action="store_true", help="3 s per load, 0.5 s warm-up")
+    p.add_argument("--settle", type=_positive_float, default=None, metavar="SECONDS",
+                   help="before each load or timing, wait up to SECONDS for an idle machine "
+                   "(for a shared machine; the 'other CPU' column shows what still "
+                   "interfered)")
+    p.add_argument("--json", dest="json_out", default=None, metavar="FILE",
+                   help="also write the figures as JSON")
+    p.add_argument("--chart", default=None, metavar="FILE.png",
+                   help=f"also draw requests/s per {charted} as a PNG")
 
 
 def _load_from(args: argparse.Namespace) -> Any:
@@ -451,17 +461,9 @@ def _add_perf_serving(which: Any) -> None:
         description="Start the seed's FastAPI server (the baseline), then each backend (1 and "
                     "2 workers), one at a time, and load each with the same closed-model load "
                     "from fishpredict's bench engine. See docs/performance.md.")
-    _add_load_options(p)
+    _add_load_options(p, "server")
     p.add_argument("--backends", default="starlette,aiohttp,socket",
                    help="comma-separated backends to compare (default: starlette,aiohttp,socket)")
-    p.add_argument("--quick", action="store_true", help="3 s per server, 0.5 s warm-up")
-    p.add_argument("--settle", type=_positive_float, default=None, metavar="SECONDS",
-                   help="before each load, wait up to SECONDS for an idle machine (for a "
-                   "shared machine; the 'other CPU' column shows what still interfered)")
-    p.add_argument("--json", dest="json_out", default=None, metavar="FILE",
-                   help="also write the figures as JSON")
-    p.add_argument("--chart", default=None, metavar="FILE.png",
-                   help="also draw requests/s per server as a PNG")
     p.set_defaults(func=_cmd_perf_serving)
 
 
@@ -481,7 +483,7 @@ def _add_perf_scaling(which: Any) -> None:
                     "scikit-learn path; 100,000 rows x 5 k through the .npy endpoint vs one "
                     "GET /fish per row the seed's way; the socket backend vs nginx answering "
                     "a fixed response; the memory of N workers vs 1. See docs/performance.md.")
-    _add_load_options(p)
+    _add_load_options(p, "configuration")
     p.add_argument("--backends", default="socket",
                    help="backends for the batching and workers parts (default: socket)")
     p.add_argument("--bulk-rows", type=positive_int, default=100_000,
@@ -503,13 +505,6 @@ def _add_perf_scaling(which: Any) -> None:
     p.add_argument("--parts", default="abcde",
                    help="which parts to run: any of a, b, c, d, e (a and b run together; "
                    "default: abcde)")
-    p.add_argument("--quick", action="store_true", help="3 s per load, 0.5 s warm-up")
-    p.add_argument("--settle", type=_positive_float, default=None, metavar="SECONDS",
-                   help="before each load or timing, wait up to SECONDS for an idle machine")
-    p.add_argument("--json", dest="json_out", default=None, metavar="FILE",
-                   help="also write the figures as JSON")
-    p.add_argument("--chart", default=None, metavar="FILE.png",
-                   help="also draw requests/s per configuration as a PNG")
     p.set_defaults(func=_cmd_perf_scaling)
 
 
