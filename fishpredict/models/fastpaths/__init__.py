@@ -1,0 +1,1 @@
+"""Exact numpy fast paths, one module per estimator family."""
