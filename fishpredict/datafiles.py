@@ -1,13 +1,17 @@
-"""Data files of fish: read, sample and write CSV, ``.npy`` and ``.npz`` in chunks.
+"""Data files of fish: read, sample and write CSV, Parquet, ``.npy`` and ``.npz`` in chunks.
 
 Files may hold tens of millions of rows, so everything here works chunk by
-chunk and memory stays flat. Three formats, picked by the file suffix:
+chunk and memory stays flat. Four formats, picked by the file suffix:
 
 ``.csv``
     UTF-8 text with a header naming the columns ``Length``, ``Weight`` and
     optionally ``Species`` (any order, any case). Species cells may be
     ``bream``/``smelt``, ``도미``/``빙어`` or ``1``/``0``. Written with English
     names and, for values on a 0.1 grid, one decimal, like the seed's file.
+``.parquet``
+    The columns of the CSV: ``Length`` and ``Weight`` (numbers) and optionally
+    ``Species`` (names as in CSV, or integers 1/0); written as float64 and
+    English names, one row group per chunk. Needs pyarrow (extra ``parquet``).
 ``.npy``
     A float array of shape (n, 2) ``[length, weight]`` or (n, 3)
     ``[length, weight, label]`` with label 1 = bream, 0 = smelt.
@@ -19,8 +23,9 @@ Every unusable file raises :class:`~fishpredict.errors.DataError` with a
 one-line message that names the file and, where it helps, the line or row and
 the column. Lengths and weights must be finite and non-negative.
 
-This module is the public face; the formats live in :mod:`fishpredict.csvtext`
-and :mod:`fishpredict.npyfiles`.
+This module is the public face; the formats live in :mod:`fishpredict.csvtext`,
+:mod:`fishpredict.parquetfiles` and :mod:`fishpredict.npyfiles`. Tables of any
+model's columns are :mod:`fishpredict.tables`.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from typing import IO, Final, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from . import csvtext, npyfiles
+from . import csvtext, npyfiles, parquetfiles
 from .dataset import BREAM
 from .errors import DataError
 
@@ -46,7 +51,7 @@ LabelArray = npt.NDArray[np.int64]
 Chunk = tuple[FloatArray, LabelArray | None]
 PathLike = str | os.PathLike[str]
 
-FORMATS: Final = ("csv", "npy", "npz")
+FORMATS: Final = ("csv", "parquet", "npy", "npz")
 #: Default rows per chunk when reading.
 CHUNK_ROWS: Final = 262_144
 
@@ -77,12 +82,13 @@ class Sample:
 
 
 def file_format(path: PathLike) -> str:
-    """``"csv"``, ``"npy"`` or ``"npz"`` from the suffix of ``path``, else DataError."""
+    """``"csv"``, ``"parquet"``, ``"npy"`` or ``"npz"`` from the suffix of ``path``, else
+    DataError."""
     suffix = Path(path).suffix.lower().lstrip(".")
     if suffix not in FORMATS:
         raise DataError(
             f"{path}: unsupported file type {Path(path).suffix or '(none)'!r}; "
-            "use .csv, .npy or .npz"
+            "use .csv, .parquet, .npy or .npz"
         )
     return suffix
 
@@ -101,6 +107,7 @@ def iter_chunks(path: PathLike, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]
     fmt = file_format(path)
     readers: dict[str, Callable[[str, int], Iterator[Chunk]]] = {
         "csv": csvtext.iter_csv,
+        "parquet": parquetfiles.iter_parquet,
         "npy": npyfiles.iter_npy,
         "npz": npyfiles.iter_npz,
     }
@@ -146,12 +153,15 @@ def read_all(path: PathLike) -> tuple[FloatArray, LabelArray | None]:
 
 
 def count_rows(path: PathLike) -> int:
-    """Rows in the file: from the array header for .npy/.npz (no data read), the
-    non-blank lines after the header for CSV (not validated)."""
+    """Rows in the file: from the array header for .npy/.npz and the footer for
+    Parquet (no data read), the non-blank lines after the header for CSV (not
+    validated)."""
     fmt = file_format(path)
     with _read_errors(path):
         if fmt == "csv":
             return csvtext.count_lines(str(path))
+        if fmt == "parquet":
+            return parquetfiles.count_parquet(str(path))
         if fmt == "npy":
             return npyfiles.count_npy(str(path))
         return npyfiles.count_npz(str(path))
@@ -211,6 +221,7 @@ class _Sink(Protocol):
 
 _WRITERS: Final[dict[str, Callable[[IO[bytes], int, bool], _Sink]]] = {
     "csv": csvtext.CsvWriter,
+    "parquet": parquetfiles.ParquetFishWriter,
     "npy": npyfiles.NpyWriter,
     "npz": npyfiles.NpzWriter,
 }

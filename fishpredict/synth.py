@@ -171,7 +171,7 @@ def write(
     chunk_rows: int = CHUNK_ROWS,
     progress: bool = False,
 ) -> datafiles.Written:
-    """Generate ``rows`` fish for ``seed`` into ``path`` (.csv, .npy or .npz).
+    """Generate ``rows`` fish for ``seed`` into ``path`` (.csv, .parquet, .npy or .npz).
 
     Memory stays flat: chunks go straight to the file. ``progress`` shows a
     tqdm bar on stderr (only when stderr is a terminal).

@@ -8,13 +8,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from fishpredict import csvtext, datafiles, synth
 from fishpredict.cli import main
 from fishpredict.errors import DataError
 
-SUFFIXES = [".csv", ".npy", ".npz"]
+SUFFIXES = [".csv", ".parquet", ".npy", ".npz"]
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +58,13 @@ def test_on_disk_layouts(tmp_path: Path, fish: tuple[np.ndarray, np.ndarray]) ->
     datafiles.write(tmp_path / "f.npz", X, y)
     with np.load(tmp_path / "f.npz") as z:
         assert set(z.files) == {"X", "y"} and np.array_equal(z["X"], X)
+    datafiles.write_chunks(tmp_path / "f.parquet", [(X[:700], y[:700]), (X[700:], y[700:])], len(X))
+    table = pq.read_table(tmp_path / "f.parquet")
+    assert table.schema.names == ["Length", "Weight", "Species"]
+    assert [str(t) for t in table.schema.types] == ["double", "double", "string"]
+    assert np.array_equal(table.column("Weight").to_numpy(), X[:, 1])
+    assert table.column("Species").to_pylist() == [names[int(c)] for c in y]
+    assert pq.ParquetFile(tmp_path / "f.parquet").metadata.num_row_groups == 2  # one per chunk
 
 
 def test_reads_files_numpy_wrote(tmp_path: Path, fish: tuple[np.ndarray, np.ndarray]) -> None:
@@ -64,6 +74,27 @@ def test_reads_files_numpy_wrote(tmp_path: Path, fish: tuple[np.ndarray, np.ndar
     assert np.allclose(datafiles.read_all(tmp_path / "a.npy")[0], X, rtol=1e-6)
     X2, y2 = datafiles.read_all(tmp_path / "b.npz")
     assert np.array_equal(X2, X) and y2 is not None and np.array_equal(y2, y)
+
+
+def test_reads_parquet_pandas_wrote(tmp_path: Path, fish: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = fish
+    frame = pd.DataFrame(
+        {"species": np.where(y == 1, " Bream", "빙어"), "WEIGHT": X[:, 1], "length": X[:, 0]},
+        index=pd.RangeIndex(5, 5 + len(X)) * 2,  # stored as __index_level_0__, ignored
+    )
+    frame.to_parquet(tmp_path / "a.parquet", row_group_size=3_000)
+    frame.astype({"species": "category"}).to_parquet(tmp_path / "b.parquet")
+    labels = frame.assign(species=y.astype(np.int8), length=X[:, 0].astype(np.float32))
+    labels.to_parquet(tmp_path / "c.parquet")
+    for name in ("a", "b"):
+        X2, y2 = datafiles.read_all(tmp_path / f"{name}.parquet")
+        assert np.array_equal(X2, X) and y2 is not None and np.array_equal(y2, y)
+    X3, y3 = datafiles.read_all(tmp_path / "c.parquet")
+    assert np.allclose(X3, X, rtol=1e-6) and y3 is not None and np.array_equal(y3, y)
+    unlabelled = pa.table({"Length": pa.array(np.arange(10), pa.int32()), "Weight": [1.5] * 10})
+    pq.write_table(unlabelled, tmp_path / "d.parquet")
+    X4, y4 = datafiles.read_all(tmp_path / "d.parquet")
+    assert X4.tolist() == [[float(i), 1.5] for i in range(10)] and y4 is None
 
 
 @pytest.mark.parametrize("suffix", [".npy", ".npz"])
@@ -153,7 +184,13 @@ def test_sample_is_reproducible_and_independent_of_chunks_and_format(
 ) -> None:
     X, y = fish
     samples = []
-    for suffix, chunk_rows in [(".csv", 1000), (".npy", 77), (".npz", 10**6), (".npy", 4096)]:
+    for suffix, chunk_rows in [
+        (".csv", 1000),
+        (".npy", 77),
+        (".npz", 10**6),
+        (".parquet", 3001),
+        (".npy", 4096),
+    ]:
         path = tmp_path / f"f{suffix}"
         if not path.exists():
             datafiles.write(path, X, y)
@@ -201,6 +238,27 @@ def test_cli_data_sample(
     assert np.array_equal(X, ref_X) and y is not None and np.array_equal(y, ref_y)
 
 
+def test_cli_commands_take_parquet_by_suffix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    full, part = tmp_path / "fish.parquet", tmp_path / "sample.parquet"
+    assert main(["data", "generate", "--rows", "9000", "--seed", "2", "--out", str(full)]) == 0
+    assert "(parquet," in capsys.readouterr().out
+    X, y = datafiles.read_all(full)
+    ref_X, ref_y = synth.sample(9000, seed=2)
+    assert np.array_equal(X, ref_X) and y is not None and np.array_equal(y, ref_y)
+    args = ["data", "sample", "--data", str(full), "--n", "3000", "--seed", "4", "--out", str(part)]
+    assert main([*args, "--chunk-rows", "1000"]) == 0
+    assert "3,000 of 9,000 rows" in capsys.readouterr().out
+    Xs, ys = datafiles.read_all(part)
+    ref = datafiles.sample_chunks(synth.generate(9000, seed=2), 3000, seed=4)
+    assert np.array_equal(Xs, ref.X) and ys is not None and np.array_equal(ys, ref.y)
+    assert main(["evaluate", "--data", str(part), "--k", "1,49", "--chunk-rows", "700"]) == 0
+    table = capsys.readouterr().out
+    share = f"{np.mean(ys == 1):.3%}"
+    assert "3,000 rows" in table and "100.000%" in table and share in table
+
+
 # ---- bad files -----------------------------------------------------------------------
 
 
@@ -229,6 +287,15 @@ def _npz(**arrays: np.ndarray) -> Callable[[Path], None]:
             np.savez(f, **arrays)  # type: ignore[arg-type]
 
     return make
+
+
+def _parquet(**columns: object) -> Callable[[Path], None]:
+    return lambda path: pq.write_table(pa.table(columns), path)
+
+
+def _truncated_parquet(path: Path) -> None:
+    pq.write_table(pa.table({"Length": np.ones(1000), "Weight": np.ones(1000)}), path)
+    path.write_bytes(path.read_bytes()[:-20])
 
 
 HEADER = "Length,Weight,Species\n"
@@ -289,6 +356,76 @@ BAD_FILES: list[tuple[str, str, Callable[[Path], None] | None, str]] = [
         "array y must have shape (3,)",
     ),
     ("npz X shape", "f.npz", _npz(X=np.ones(3)), "array X must have shape (n, 2)"),
+    ("parquet garbage", "f.parquet", _text("hello, parquet"), "not a Parquet file"),
+    ("parquet truncated", "f.parquet", _truncated_parquet, "not a Parquet file"),
+    ("parquet directory", "d.parquet", lambda p: p.mkdir(), "is a directory"),
+    (
+        "parquet column",
+        "f.parquet",
+        _parquet(Length=[1.0], Weight=[2.0], Age=[3]),
+        "unexpected column 'Age'; expected columns Length, Weight[, Species]",
+    ),
+    ("parquet no weight", "f.parquet", _parquet(Length=[1.0]), "no Weight column"),
+    (
+        "parquet twice",
+        "f.parquet",
+        _parquet(Length=[1.0], Weight=[2.0], weight=[3.0]),
+        "a column appears twice ('Weight', 'weight')",
+    ),
+    (
+        "parquet text",
+        "f.parquet",
+        _parquet(Length=["1"], Weight=[2.0]),
+        "column Length holds string; expected numbers",
+    ),
+    (
+        "parquet species type",
+        "f.parquet",
+        _parquet(Length=[1.0], Weight=[2.0], Species=[1.0]),
+        "column Species holds double; expected species names or 1/0",
+    ),
+    (
+        "parquet null",
+        "f.parquet",
+        _parquet(Length=[1.0, 2.0], Weight=[2.0, None]),
+        "row index 1, column Weight: missing value",
+    ),
+    (
+        "parquet negative",
+        "f.parquet",
+        _parquet(Length=[1.0, 2.0, -1.0], Weight=[2.0, 3.0, 4.0]),
+        "row index 2, column Length: -1 is not a finite non-negative number",
+    ),
+    (
+        "parquet nan",
+        "f.parquet",
+        _parquet(Length=[1.0], Weight=[float("nan")]),
+        "row index 0, column Weight: nan is not a finite non-negative number",
+    ),
+    (
+        "parquet species",
+        "f.parquet",
+        _parquet(Length=[1.0, 2.0], Weight=[2.0, 3.0], Species=["bream", "carp "]),
+        "row index 1, column Species: unknown species 'carp'",
+    ),
+    (
+        "parquet species null",
+        "f.parquet",
+        _parquet(Length=[1.0], Weight=[2.0], Species=pa.array([None], pa.string())),
+        "row index 0, column Species: missing value",
+    ),
+    (
+        "parquet label",
+        "f.parquet",
+        _parquet(Length=[1.0, 2.0], Weight=[2.0, 3.0], Species=[1, 2]),
+        "row index 1, column Species: label 2 is not 1 (bream) or 0 (smelt)",
+    ),
+    (
+        "parquet no rows",
+        "f.parquet",
+        _parquet(Length=pa.array([], pa.float64()), Weight=pa.array([], pa.float64())),
+        "no data rows",
+    ),
 ]
 
 
@@ -341,12 +478,25 @@ def test_error_line_numbers_count_across_chunks(tmp_path: Path) -> None:
             list(datafiles.iter_chunks(path, chunk_rows))
 
 
+def test_parquet_error_rows_count_across_batches_and_row_groups(tmp_path: Path) -> None:
+    path = tmp_path / "f.parquet"
+    weight = np.arange(5000, dtype=np.float64)
+    weight[4321] = -3.0
+    pq.write_table(pa.table({"Length": np.ones(5000), "Weight": weight}), path, row_group_size=999)
+    for chunk_rows in (7, 1000, 4000, 10_000):
+        with pytest.raises(DataError, match=r"row index 4321, column Weight: -3 is not"):
+            list(datafiles.iter_chunks(path, chunk_rows))
+
+
 def test_count_rows_of_bad_files(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="not found"):
         datafiles.count_rows(tmp_path / "nope.npy")
     (tmp_path / "x.npz").write_bytes(b"junk")
     with pytest.raises(DataError, match=r"not a \.npz file"):
         datafiles.count_rows(tmp_path / "x.npz")
+    (tmp_path / "x.parquet").write_bytes(b"junk")
+    with pytest.raises(DataError, match=r"x\.parquet: not a Parquet file"):
+        datafiles.count_rows(tmp_path / "x.parquet")
 
 
 # ---- writing errors ------------------------------------------------------------------

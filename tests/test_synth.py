@@ -135,7 +135,7 @@ def test_bad_arguments() -> None:
     assert list(synth.generate(0)) == []
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".npy", ".npz"])
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".npy", ".npz"])
 @pytest.mark.parametrize("progress", [False, True])
 def test_write_reads_back_as_generated(tmp_path: Path, suffix: str, progress: bool) -> None:
     path = tmp_path / f"fish{suffix}"
