@@ -1,10 +1,11 @@
-"""Adaptive micro-batching: concurrent one-fish requests share one ``predict`` call.
+"""Adaptive micro-batching: concurrent one-row requests share one ``predict`` call.
 
 scikit-learn's ``predict`` costs about the same for 1 row as for a few hundred,
-so a server that calls it once per request is capped near 1,000 requests/s per
-core. A :class:`MicroBatcher` lives in one event loop. Requests for the same
-model join a queue; one drain task per model takes up to ``max_batch`` rows at
-a time and predicts them in one call.
+so a server that calls it once per request is capped near a few thousand
+requests/s per core. A :class:`MicroBatcher` lives in one event loop. One-row
+jobs for the same model and the same outputs join a queue; a flush takes up to
+``max_batch`` rows at a time and predicts them in one call, whatever the
+protocol that decoded them (``/fish``, ``/predict``, V2, V1).
 
 The call runs in the event loop's own thread. While it runs, new requests wait
 in the kernel's socket buffers; as soon as it returns, the loop reads all of
@@ -19,33 +20,56 @@ row is already waiting.
 
 Each caller gets the answer for its own row. If a batched call raises, the rows
 are retried one by one, so an error in one row fails only that row's request.
+A batched answer is scikit-learn's answer for the batch: for models whose
+arithmetic is per row (trees, forests, KNN, SVMs) it is bit for bit the
+one-row answer; for models computed with matrix products on the whole batch,
+a float may differ from the one-row call in its last bits (see docs/predictor.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .models.rows import Rows
+from .routes import Answer, Job
+
 if TYPE_CHECKING:
     from .metrics import Metrics
-    from .predictor import LoadedModel
 
 
 @dataclass
 class _Queue:
-    model: LoadedModel
-    rows: list[tuple[float, float, asyncio.Future[int]]] = field(default_factory=list)
+    jobs: list[tuple[Job, asyncio.Future[Answer]]] = field(default_factory=list)
     #: a flush is scheduled on the loop
     scheduled: bool = False
     #: this round already waited ``wait_us`` for company
     waited: bool = False
 
 
+def _combine(rows: list[Rows]) -> Rows:
+    if rows[0].frame is not None:
+        import pandas as pd
+
+        frame = pd.concat([r.frame for r in rows], ignore_index=True)
+        return Rows(len(frame), frame=frame, has_nan=any(r.has_nan for r in rows))
+    arrays = [r.array for r in rows]
+    X: np.ndarray[Any, Any] = np.concatenate(arrays)  # type: ignore[arg-type]
+    return Rows(len(X), array=X, has_nan=any(r.has_nan for r in rows))
+
+
+def _split(answer: Answer, i: int) -> Answer:
+    def row(a: Any) -> Any:
+        return None if a is None else a[i : i + 1]
+
+    return Answer(codes=row(answer.codes), values=row(answer.values), proba=row(answer.proba))
+
+
 class MicroBatcher:
-    """Coalesces concurrent single-row predictions per model (one per event loop).
+    """Coalesces concurrent one-row jobs per (model, outputs) (one per event loop).
 
     No task per batch: a flush is a plain loop callback, so a lone request
     costs one future and one callback more than calling the model directly.
@@ -59,59 +83,59 @@ class MicroBatcher:
         self.max_batch = max_batch
         self.wait_s = wait_us / 1e6
         self.metrics = metrics
-        self._queues: dict[int, _Queue] = {}
+        self._queues: dict[tuple[int, bool, bool], _Queue] = {}
         #: calls made and rows predicted (for tests and benchmarks)
         self.calls = 0
         self.rows = 0
 
-    async def predict_one(self, model: LoadedModel, length: float, weight: float) -> int:
-        """The class index for one row, predicted together with its neighbours in time."""
+    async def submit(self, job: Job) -> Answer:
+        """The answer to a one-row job, predicted together with its neighbours in time."""
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[int] = loop.create_future()
-        key = id(model)
+        fut: asyncio.Future[Answer] = loop.create_future()
+        key = (id(job.model), job.predict, job.proba)
         q = self._queues.get(key)
         if q is None:
-            q = self._queues[key] = _Queue(model)
-        q.rows.append((length, weight, fut))
+            q = self._queues[key] = _Queue()
+        q.jobs.append((job, fut))
         if not q.scheduled:
             q.scheduled = True
             loop.call_soon(self._flush, key, q)  # after this turn's other reads
         return await fut
 
-    def _flush(self, key: int, q: _Queue) -> None:
+    def _flush(self, key: tuple[int, bool, bool], q: _Queue) -> None:
         loop = asyncio.get_running_loop()
-        if self.wait_s > 0 and not q.waited and 1 < len(q.rows) < self.max_batch:
+        if self.wait_s > 0 and not q.waited and 1 < len(q.jobs) < self.max_batch:
             q.waited = True  # others are queued: give more a moment to join
             loop.call_later(self.wait_s, self._flush, key, q)
             return
         q.waited = False
-        batch = q.rows[: self.max_batch]
-        del q.rows[: self.max_batch]
-        X = np.array([(x, w) for x, w, _ in batch], dtype=np.float64)
+        batch = q.jobs[: self.max_batch]
+        del q.jobs[: self.max_batch]
+        first = batch[0][0]
         try:
-            codes = q.model.predict_codes(X)
+            rows = batch[0][0].rows if len(batch) == 1 else _combine([j.rows for j, _ in batch])
+            answer = Job(first.model, rows, proba=first.proba, predict=first.predict).run()
         except Exception:
-            self._one_by_one(batch, q.model)
+            self._one_by_one(batch)
         else:
             self.calls += 1
             self.rows += len(batch)
             if self.metrics is not None:
                 self.metrics.batch_size.observe(len(batch))
-            for (_, _, fut), code in zip(batch, codes.tolist(), strict=True):
+            for i, (_, fut) in enumerate(batch):
                 if not fut.done():
-                    fut.set_result(code)
-        if q.rows:  # arrived meanwhile, or over max_batch: next turn, after the loop reads
+                    fut.set_result(answer if len(batch) == 1 else _split(answer, i))
+        if q.jobs:  # arrived meanwhile, or over max_batch: next turn, after the loop reads
             loop.call_soon(self._flush, key, q)
         else:
             q.scheduled = False
             if self._queues.get(key) is q:
                 del self._queues[key]
 
-    def _one_by_one(self, batch: list[tuple[float, float, asyncio.Future[int]]],
-                    model: LoadedModel) -> None:
-        for x, w, fut in batch:
+    def _one_by_one(self, batch: list[tuple[Job, asyncio.Future[Answer]]]) -> None:
+        for job, fut in batch:
             try:
-                code = model.predict_code(x, w)
+                answer = job.run()
             except Exception as exc:  # only this row's caller sees it
                 if not fut.done():
                     fut.set_exception(exc)
@@ -119,7 +143,7 @@ class MicroBatcher:
                 self.calls += 1
                 self.rows += 1
                 if not fut.done():
-                    fut.set_result(code)
+                    fut.set_result(answer)
 
     def close(self) -> None:
         """Kept for symmetry with other resources; the batcher holds no threads."""

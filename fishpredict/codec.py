@@ -77,61 +77,16 @@ def loads(body: bytes) -> Any:
         raise InvalidInputError("JSON is nested too deeply") from None
 
 
-def _has_bool(rows: list[Any]) -> bool:
-    return any(isinstance(v, bool) for row in rows if isinstance(row, list) for v in row)
-
-
-def instances_from_json(doc: Any) -> npt.NDArray[np.float64]:
-    """Rows of (length, weight) from ``{"instances": [[l, w], ...]}`` or one fish
-    ``{"length": l, "weight": w}``."""
-    if not isinstance(doc, dict):
-        raise InvalidInputError(
-            'expected a JSON object: {"instances": [[length, weight], ...]} '
-            'or {"length": ..., "weight": ...}'
-        )
-    if "instances" in doc:
-        rows = doc["instances"]
-        if not isinstance(rows, list):
-            raise InvalidInputError('"instances" must be a list of [length, weight] pairs')
-        if not rows:
-            return np.empty((0, 2), dtype=np.float64)
-        try:
-            arr = np.array(rows)
-        except (ValueError, TypeError):
-            raise InvalidInputError(
-                '"instances" must be a list of [length, weight] pairs of numbers'
-            ) from None
-        if arr.dtype.kind not in "iuf" or arr.ndim != 2 or arr.shape[1] != 2:
-            raise InvalidInputError(
-                '"instances" must be a list of [length, weight] pairs of numbers'
-            )
-        if arr.dtype.kind == "f" and _has_bool(rows):  # numpy turns [true, 1.5] into floats
-            raise InvalidInputError('"instances" must hold numbers, not true/false')
-        return arr.astype(np.float64, copy=False)
-    if "length" in doc or "weight" in doc:
-        values = []
-        for key in ("length", "weight"):
-            if key not in doc:
-                raise InvalidInputError(f"missing field {key!r}")
-            v = doc[key]
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise InvalidInputError(f"{key} must be a number, got {json.dumps(v)[:40]}")
-            values.append(float(v))
-        return np.array([values], dtype=np.float64)
-    raise InvalidInputError('expected "instances" (a batch) or "length" and "weight" (one fish)')
-
-
-def instances_from_npy(body: bytes) -> npt.NDArray[np.float64]:
-    """Rows from a NumPy ``.npy`` body: a numeric (n, 2) array; pickles are refused."""
+def array_from_npy(body: bytes) -> npt.NDArray[Any]:
+    """The numeric array of a NumPy ``.npy`` body; pickles (object arrays) are refused.
+    Its shape is the model's business (see :mod:`fishpredict.models.rows`)."""
     try:
         arr = np.load(io.BytesIO(body), allow_pickle=False)
     except (ValueError, OSError, EOFError, SyntaxError) as exc:
         raise InvalidInputError(f"body is not a valid .npy array ({str(exc)[:80]})") from None
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "iuf":
         raise InvalidInputError(".npy body must hold a numeric array")
-    if arr.ndim != 2 or arr.shape[1] != 2:
-        raise InvalidInputError(f".npy body must be an (n, 2) array, got shape {arr.shape}")
-    return arr.astype(np.float64, copy=False)
+    return arr
 
 
 def npy_bytes(arr: npt.NDArray[Any]) -> bytes:

@@ -56,3 +56,15 @@ def load_fish() -> FishData:
     X = np.array([[float(r["Length"]), float(r["Weight"])] for r in rows], dtype=np.float64)
     y = np.array([label_of(r["Species"]) for r in rows], dtype=np.int64)
     return FishData(X=X, y=y)
+
+
+def fish_signature() -> dict[str, object]:
+    """The manifest part of a fish model's signature: ``length`` and ``weight``, both
+    ``>= 0``, classes ``0``/``1`` shown as smelt/bream (빙어/도미)."""
+    return {
+        "features": [{"name": name, "kind": "number", "minimum": 0.0} for name in FEATURES],
+        "allows_nan": False,
+        "display": {
+            lang: [SPECIES_NAMES[lang][SMELT], SPECIES_NAMES[lang][BREAM]] for lang in LANGUAGES
+        },
+    }

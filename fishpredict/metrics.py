@@ -69,10 +69,11 @@ class _HotPath:
         self.predictions: dict[str, int] = {}
 
     def observe(
-        self, route: str, method: str, status: int, seconds: float, model: str | None = None
+        self, route: str, method: str, status: int, seconds: float, model: str | None = None,
+        rows: int = 1,
     ) -> None:
-        """Count one answered request; ``model``: it also predicted one row with that model
-        (counted under the same lock: a one-fish request takes the lock once)."""
+        """Count one answered request; ``model``: it also predicted ``rows`` rows with that
+        model (counted under the same lock: a prediction request takes the lock once)."""
         i = bisect_left(LATENCY_BUCKETS, seconds)
         key = (route, method, status)
         with self.lock:
@@ -83,7 +84,7 @@ class _HotPath:
             h[i] += 1
             h[-1] += seconds
             if model is not None:
-                self.predictions[model] = self.predictions.get(model, 0) + 1
+                self.predictions[model] = self.predictions.get(model, 0) + rows
 
     def predicted(self, model: str, rows: int) -> None:
         with self.lock:

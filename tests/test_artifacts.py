@@ -15,7 +15,7 @@ from fishpredict.cli import main
 def test_save_models_writes_files_and_manifest(tmp_path: Path) -> None:
     entries = artifacts.save_models(tmp_path, ks=(1, 5), scale="standard")
     doc = json.loads((tmp_path / "manifest.json").read_text())
-    assert doc["format"] == 1
+    assert doc["format"] == 2
     assert [m["name"] for m in doc["models"]] == ["knn-k1-std", "knn-k5-std"]
     for e, m in zip(entries, doc["models"], strict=True):
         assert m["k"] == e.k
@@ -24,6 +24,10 @@ def test_save_models_writes_files_and_manifest(tmp_path: Path) -> None:
         assert m["sklearn_version"] == sklearn.__version__
         assert m["scale"] == "standard"
         assert m["created"]
+        assert m["format"] == "joblib"
+        assert [f["name"] for f in m["signature"]["features"]] == ["length", "weight"]
+        assert all(f["minimum"] == 0 for f in m["signature"]["features"])
+        assert m["signature"]["display"] == {"en": ["smelt", "bream"], "ko": ["빙어", "도미"]}
         assert artifacts.sha256_file(tmp_path / m["file"]) == m["sha256"]
     assert artifacts.read_manifest(tmp_path) == entries
 

@@ -9,9 +9,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fishpredict import Predictor, predictor
+from fishpredict import Predictor
 from fishpredict.batching import MicroBatcher
 from fishpredict.dataset import load_fish
+from fishpredict.models.build import build
+from fishpredict.models.loaded import LoadedModel
+from fishpredict.models.rows import Rows
+from fishpredict.routes import Answer, Job
 
 
 class PickyModel:
@@ -30,6 +34,16 @@ class PickyModel:
         return (X[:, 0] > 20).astype(int)
 
 
+def one(model: LoadedModel, x: float, w: float, *, proba: bool = False) -> Job:
+    """A one-row job, as a protocol decodes it."""
+    return Job(model, Rows(1, array=np.array([[x, w]], dtype=np.float64)), proba=proba)
+
+
+def code(answer: Answer) -> int:
+    assert answer.codes is not None and answer.codes.shape == (1,)
+    return int(answer.codes[0])
+
+
 def rows(n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return np.column_stack([rng.uniform(8, 45, n), rng.uniform(5, 1100, n)])
@@ -39,15 +53,15 @@ def test_each_caller_gets_its_own_answer_mixed_k() -> None:
     p = Predictor(fast_path=False)
     X = rows(600)
     ks = [p.ks[i % len(p.ks)] for i in range(len(X))]
-    expected = [p.model(k).predict_code(x, w) for (x, w), k in zip(X, ks, strict=True)]
+    expected = [code(one(p.model(k), x, w).run()) for (x, w), k in zip(X, ks, strict=True)]
     batcher = MicroBatcher(max_batch=64)
 
-    async def main() -> list[int]:
+    async def main() -> list[Answer]:
         return await asyncio.gather(*[
-            batcher.predict_one(p.model(k), float(x), float(w))
+            batcher.submit(one(p.model(k), float(x), float(w)))
             for (x, w), k in zip(X, ks, strict=True)])
 
-    assert asyncio.run(main()) == expected
+    assert [code(a) for a in asyncio.run(main())] == expected
     assert batcher.rows == len(X)
     assert batcher.calls < len(X) / 10  # they really were coalesced
     batcher.close()
@@ -60,11 +74,11 @@ def test_lone_request_goes_at_once() -> None:
     async def main() -> tuple[int, float]:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
-        code = await batcher.predict_one(p.model(5), 30.0, 600.0)
-        return code, loop.time() - t0
+        answer = await batcher.submit(one(p.model(5), 30.0, 600.0))
+        return code(answer), loop.time() - t0
 
-    code, elapsed = asyncio.run(main())
-    assert p.model(5).info.classes[code] == 1
+    got, elapsed = asyncio.run(main())
+    assert p.model(5).info.classes[got] == 1
     assert elapsed < 0.25  # did not wait for company
     assert batcher.calls == 1
     batcher.close()
@@ -87,9 +101,9 @@ def test_max_batch_is_respected() -> None:
     spied = dataclasses.replace(model, estimator=Spy())
     batcher = MicroBatcher(max_batch=16)
 
-    async def main() -> list[int]:
+    async def main() -> list[Answer]:
         return await asyncio.gather(*[
-            batcher.predict_one(spied, float(x), float(w)) for x, w in rows(100, 1)])
+            batcher.submit(one(spied, float(x), float(w))) for x, w in rows(100, 1)])
 
     asyncio.run(main())
     assert max(sizes) <= 16 and sum(sizes) == 100
@@ -98,21 +112,21 @@ def test_max_batch_is_respected() -> None:
 
 def test_failing_row_fails_only_its_request() -> None:
     est = PickyModel()
-    model = predictor._prepare(est, "picky", "0" * 64, "test", fast_path=True)
+    model = build(est, "picky", sha256="0" * 64, source="test", fast_path=True)
     assert model.fast is None
     batcher = MicroBatcher(max_batch=32)
     data = [(30.0, 500.0), (13.0, 10.0), (10.0, 8.0), (25.0, 300.0)] * 5
 
     async def main() -> list[Any]:
         return await asyncio.gather(
-            *[batcher.predict_one(model, x, w) for x, w in data], return_exceptions=True)
+            *[batcher.submit(one(model, x, w)) for x, w in data], return_exceptions=True)
 
     results = asyncio.run(main())
     for (x, _), r in zip(data, results, strict=True):
         if x == 13.0:
-            assert isinstance(r, ValueError)
+            assert isinstance(r, ValueError) and "unlucky fish" in str(r)
         else:
-            assert r == int(x > 20)
+            assert code(r) == int(x > 20)
     batcher.close()
 
 
@@ -140,3 +154,20 @@ def test_service_batches_concurrent_fish_requests() -> None:
 def test_max_batch_must_be_positive(bad: int) -> None:
     with pytest.raises(ValueError):
         MicroBatcher(max_batch=bad)
+
+
+def test_probabilities_are_batched_per_row() -> None:
+    p = Predictor(fast_path=False)
+    model = p.model(15)
+    X = rows(200, 2)
+    expected = model.estimator.predict_proba(X)
+    batcher = MicroBatcher(max_batch=64)
+
+    async def main() -> list[Answer]:
+        return await asyncio.gather(*[
+            batcher.submit(one(model, float(x), float(w), proba=True)) for x, w in X])
+
+    answers = asyncio.run(main())
+    got = np.vstack([a.proba for a in answers if a.proba is not None])
+    assert got.shape == expected.shape and np.array_equal(got, expected)
+    assert batcher.calls < len(X) / 10

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fishpredict import Predictor, artifacts, codec
+from fishpredict import Predictor, artifacts, codec, routes
 from fishpredict.config import ServeConfig
 from fishpredict.contract import Response, Service, describe_status, route_names
 from fishpredict.dataset import FishData, load_fish
@@ -101,7 +101,7 @@ def test_admin_reload_is_404_without_a_token(service: Service) -> None:
 
 
 def test_describe_status() -> None:
-    assert describe_status(413) == "Payload Too Large"
+    assert describe_status(413) == "Request Entity Too Large"  # http.HTTPStatus's phrase
     assert describe_status(299) == "Unknown"
 
 
@@ -243,7 +243,7 @@ def test_internal_errors_are_500_without_details(
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(predictor, "predict_codes", boom)
+    monkeypatch.setattr(routes.Job, "run", boom)
     response = post(service, {"instances": [[1, 1]]})
     assert_error(response, 500, "internal_error")
     assert b"secret" not in response.body
@@ -436,9 +436,9 @@ def test_dumps_is_compact_utf8_and_refuses_nan() -> None:
 
 def test_npy_round_trip() -> None:
     rows = np.array([[1, 2], [3, 4]], dtype=np.int16)
-    assert codec.instances_from_npy(codec.npy_bytes(rows)).tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    assert codec.array_from_npy(codec.npy_bytes(rows)).tolist() == [[1, 2], [3, 4]]
     with pytest.raises(InvalidInputError):
-        codec.instances_from_npy(codec.npy_bytes(np.array(["a", "b"])))
+        codec.array_from_npy(codec.npy_bytes(np.array(["a", "b"])))
 
 
 def test_predict_refuses_booleans_in_rows(service: Service) -> None:

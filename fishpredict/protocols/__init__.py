@@ -1,1 +1,25 @@
-"""How a request names a model and carries rows: one module per protocol."""
+"""How a request names a model and carries rows: one module per protocol.
+
+=========  ==================================================================
+native     fishpredict's own routes: ``/fish``, ``/predict``, ``/models`` ...
+=========  ==================================================================
+
+Each module's ``ROUTES`` is a tuple of :class:`fishpredict.routes.Route`; a
+protocol turns its request into a :class:`~fishpredict.routes.Job` and an
+:class:`~fishpredict.routes.Answer` back into bytes, and never touches an
+estimator.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from ..routes import Route
+
+
+@cache
+def all_routes() -> tuple[Route, ...]:
+    """Every route the contract answers, in dispatch order."""
+    from . import native
+
+    return tuple(native.ROUTES)

@@ -1,0 +1,274 @@
+"""One model ready to answer: the estimator, its signature, its fast path.
+
+:class:`LoadedModel` is what the predictor keeps per name and what the
+contract, the micro-batcher and the bulk scorer call. Classifiers answer in
+*codes* (indices into the signature's ``classes``), so an answer becomes
+labels, display names or probabilities' column order without searching;
+other models answer in values. A fast path, when one compiled and passed its
+load-time check, answers every finite row; rows with a missing value, and
+every row of a model without a fast path, go to the estimator itself.
+
+An estimator that raises on a request is a client error
+(:class:`ModelRefusedError`, a 400) naming the first row it refuses.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Final, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import InvalidInputError, ModelLoadError
+from .rows import Rows
+from .signature import Signature
+
+IntArray = npt.NDArray[np.intp]
+FloatArray = npt.NDArray[np.float64]
+
+#: the longest cleaned estimator message passed on to a client
+MESSAGE_CHARS: Final = 300
+
+
+class FastPath(Protocol):
+    """What :mod:`fishpredict.models.fastpaths` compiles an estimator into."""
+
+    family: str
+    task: str
+    n_features: int
+    has_proba: bool
+
+    def predict(self, X: FloatArray) -> npt.NDArray[Any]: ...
+    def predict_one(self, x: FloatArray) -> int | float: ...
+    def predict_proba(self, X: FloatArray) -> FloatArray: ...
+
+
+class ModelRefusedError(InvalidInputError):
+    """The estimator raised on the request's rows (a 400 carrying its cleaned message)."""
+
+    code = "model_refused"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a loaded model is and where it came from (one entry of ``GET /models``)."""
+
+    name: str
+    estimator: str
+    sha256: str
+    source: str
+    signature: Signature
+    format: str = "joblib"
+    fast_path: str | None = None  # the family, when a fast path answers
+    k: int | None = None
+    sklearn_version: str = ""
+
+    @property
+    def classes(self) -> tuple[Any, ...]:
+        return self.signature.classes or ()
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return self.signature.names
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "k": self.k,
+            "classes": list(self.classes),
+            "estimator": self.estimator,
+            "format": self.format,
+            "sha256": self.sha256,
+            "source": self.source,
+            "fast_path": self.fast_path is not None,
+            "fast_path_family": self.fast_path,
+            "feature_names": list(self.feature_names),
+            "signature": self.signature.as_dict(),
+        }
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-f]+")
+
+
+def clean_message(exc: BaseException) -> str:
+    """An estimator's error as one short line a client may read (no addresses, no paths)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = _ADDRESS.sub("", text)
+    return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 1] + "…"
+
+
+def _subset(rows: Rows, lo: int, hi: int) -> Any:
+    if rows.frame is not None:
+        return rows.frame.iloc[lo:hi]
+    assert rows.array is not None
+    return rows.array[lo:hi]
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to predict (immutable; a reload builds a new one)."""
+
+    info: ModelInfo
+    estimator: Any
+    fast: FastPath | None = None
+    blob: bytes = field(repr=False, default=b"")  # joblib bytes of embedded models
+    path: str | None = None
+    #: encodings of this model's answers, kept by the protocols (labels as JSON ...)
+    memo: dict[object, object] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def signature(self) -> Signature:
+        return self.info.signature
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.info.signature.task == "classifier" and self.info.signature.classes is not None
+
+    @property
+    def has_proba(self) -> bool:
+        return "predict_proba" in self.info.signature.outputs
+
+    @property
+    def names(self) -> Mapping[str, tuple[str, ...]]:
+        """Per language, the display name of each class (empty if the model has none)."""
+        return self.info.signature.display
+
+    def labels_for(self, language: str | None) -> tuple[Any, ...]:
+        """What each class code is shown as: display names in ``language`` if the model
+        has them, else the classes as the estimator returns them."""
+        if language is not None and language in self.info.signature.display:
+            return self.info.signature.display[language]
+        return self.info.classes
+
+    # -- calling the estimator --
+
+    def _call(self, method: str, rows: Rows) -> npt.NDArray[Any]:
+        fn = getattr(self.estimator, method)
+        data = rows.data
+        try:
+            with warnings.catch_warnings():
+                # a model fitted on a DataFrame of numbers is given a float array
+                warnings.filterwarnings("ignore", message="X does not have valid feature names")
+                return np.asarray(fn(data))
+        except Exception as exc:
+            raise self._refusal(method, rows, exc) from None
+
+    def _refusal(self, method: str, rows: Rows, exc: Exception) -> ModelRefusedError:
+        """Name the first row the estimator refuses (by bisection: a few calls)."""
+        fn = getattr(self.estimator, method)
+        lo, hi = 0, rows.n
+        first_exc: Exception = exc
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    fn(_subset(rows, lo, mid))
+            except Exception as e:
+                hi, first_exc = mid, e
+            else:
+                lo = mid
+        where = f"row {lo}: " if rows.n > 1 else ("row 0: " if rows.n == 1 else "")
+        return ModelRefusedError(
+            f"{where}model {self.name!r} refused the input: {clean_message(first_exc)}"
+        )
+
+    def codes_of(self, labels: npt.NDArray[Any]) -> IntArray:
+        """Class codes of labels the estimator returned."""
+        classes = np.asarray(self.info.classes)
+        codes = np.searchsorted(classes, labels) if _sorted(classes) else None
+        if codes is None or (codes >= len(classes)).any() or (classes[codes] != labels).any():
+            table = {c: i for i, c in enumerate(self.info.classes)}
+            try:
+                return np.array([table[v.item() if hasattr(v, "item") else v] for v in labels],
+                                dtype=np.intp)
+            except KeyError as exc:
+                raise ModelLoadError(
+                    f"model {self.name!r} returned a label {exc} that is not one of its classes"
+                ) from None
+        return codes.astype(np.intp, copy=False)
+
+    # -- predicting --
+
+    def predict_codes(self, rows: Rows) -> IntArray:
+        """Class codes for every row (classifiers)."""
+        if rows.n == 0:
+            return np.empty(0, dtype=np.intp)
+        fast = self.fast
+        if fast is not None and rows.array is not None:
+            if not rows.has_nan:
+                return np.asarray(fast.predict(rows.array), dtype=np.intp)
+            return self._mixed(
+                rows, fast.predict, lambda r: self.codes_of(self._call("predict", r))
+            )
+        return self.codes_of(self._call("predict", rows))
+
+    def predict_values(self, rows: Rows) -> npt.NDArray[Any]:
+        """What ``estimator.predict`` returns, for any model."""
+        if self.is_classifier:
+            return np.asarray(self.info.classes, dtype=object)[self.predict_codes(rows)]
+        if rows.n == 0:
+            return np.empty(0, dtype=np.float64)
+        fast = self.fast
+        if fast is not None and rows.array is not None:
+            if not rows.has_nan:
+                return np.asarray(fast.predict(rows.array))
+            return self._mixed(rows, fast.predict, lambda r: self._call("predict", r))
+        return self._call("predict", rows)
+
+    def predict_proba(self, rows: Rows) -> FloatArray:
+        """Class probabilities, one row per instance, columns in ``classes`` order."""
+        if not self.has_proba:
+            raise InvalidInputError(
+                f"model {self.name!r} gives no probabilities (it has no predict_proba)"
+            )
+        if rows.n == 0:
+            return np.empty((0, len(self.info.classes)), dtype=np.float64)
+        fast = self.fast
+        if fast is not None and fast.has_proba and rows.array is not None:
+            if not rows.has_nan:
+                return fast.predict_proba(rows.array)
+            return self._mixed(rows, fast.predict_proba, lambda r: self._call("predict_proba", r))
+        return np.asarray(self._call("predict_proba", rows), dtype=np.float64)
+
+    def _mixed(self, rows: Rows, fast_fn: Any, slow_fn: Any) -> npt.NDArray[Any]:
+        """Finite rows through the fast path, rows with NaN through the estimator."""
+        assert rows.array is not None
+        nan = np.isnan(rows.array).any(axis=1)
+        slow = slow_fn(Rows(int(nan.sum()), array=rows.array[nan], has_nan=True))
+        if nan.all():
+            return np.asarray(slow)
+        quick = np.asarray(fast_fn(np.ascontiguousarray(rows.array[~nan])))
+        out = np.empty((rows.n, *quick.shape[1:]), dtype=np.result_type(quick, slow))
+        out[~nan] = quick
+        out[nan] = slow
+        return out
+
+    def predict_row_code(self, x: FloatArray) -> int:
+        """The class code of one finite, checked row of a numeric classifier (the hot path)."""
+        fast = self.fast
+        if fast is not None:
+            return int(fast.predict_one(x))
+        rows = Rows(1, array=x.reshape(1, -1))
+        return int(self.codes_of(self._call("predict", rows))[0])
+
+    def with_estimator(self, estimator: Any, fast: FastPath | None) -> LoadedModel:
+        return replace(self, estimator=estimator, fast=fast, memo={})
+
+    def renamed(self, name: str) -> LoadedModel:
+        return replace(self, info=replace(self.info, name=name), memo={})
+
+
+def _sorted(classes: npt.NDArray[Any]) -> bool:
+    try:
+        return bool(len(classes) < 2 or (classes[1:] > classes[:-1]).all())
+    except TypeError:
+        return False

@@ -1,0 +1,335 @@
+"""Request rows to a model's input, checked against its signature.
+
+Rows arrive as lists in feature order, as objects keyed by feature name (any
+order), or as an ``(n, d)`` array. They leave as a :class:`Rows`: a float64
+array in feature order for a numeric model, or a pandas DataFrame with the
+fitted column names for a model that wants one. Anything the signature
+forbids is an :class:`~fishpredict.errors.InvalidInputError` naming the row
+and the feature: the wrong width, an unknown or missing feature name, text
+in a numeric column, a number in a text column, an unknown category, a
+missing value (JSON ``null``) where the model takes none, a value outside the
+manifest's bounds, an empty row.
+
+The common case (numbers in lists) is one ``np.array`` call and a few
+vectorised checks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import InvalidInputError
+from .signature import Signature
+
+FloatArray = npt.NDArray[np.float64]
+_SHOWN: Final = 40  # characters of a bad value quoted in a message
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """Checked rows, ready for the model: ``array`` (numeric models) or ``frame``."""
+
+    n: int
+    array: FloatArray | None = None
+    frame: Any = None  # pandas.DataFrame
+    #: some value is NaN (a fast path takes only finite rows)
+    has_nan: bool = False
+
+    @property
+    def data(self) -> Any:
+        return self.frame if self.frame is not None else self.array
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
+
+
+def _where(sig: Signature, row: int, col: int) -> str:
+    return f"row {row}, feature {sig.features[col].name!r}"
+
+
+# ---- numbers -------------------------------------------------------------------------
+
+
+def check_numbers(sig: Signature, arr: FloatArray, offset: int = 0) -> bool:
+    """Check a float64 (n, d) array of a numeric model in place; True if it holds NaN.
+
+    Infinity is refused everywhere; NaN only where the model accepts missing values;
+    bounds from the manifest are inclusive.
+    """
+    if arr.size == 0:
+        return False
+    finite = np.isfinite(arr)
+    has_nan = False
+    if not finite.all():
+        nan = np.isnan(arr)
+        inf = ~finite & ~nan
+        if inf.any():
+            r, c = np.argwhere(inf)[0]
+            raise InvalidInputError(f"{_where(sig, int(r) + offset, int(c))}: values must be "
+                                    f"finite, got {float(arr[r, c])!r}")
+        if not sig.allows_nan:
+            r, c = np.argwhere(nan)[0]
+            raise InvalidInputError(
+                f"{_where(sig, int(r) + offset, int(c))}: missing value (null/NaN), and this "
+                "model does not accept missing values"
+            )
+        has_nan = True
+    if sig.bounded:
+        _check_bounds(sig, arr, offset)
+    return has_nan
+
+
+def _bounds(sig: Signature) -> tuple[FloatArray, FloatArray]:
+    lo = np.array([-math.inf if f.minimum is None else f.minimum for f in sig.features])
+    hi = np.array([math.inf if f.maximum is None else f.maximum for f in sig.features])
+    return lo, hi
+
+
+def _check_bounds(sig: Signature, arr: FloatArray, offset: int) -> None:
+    lo, hi = _bounds(sig)
+    bad = (arr < lo) | (arr > hi)
+    if bad.any():
+        r, c = (int(v) for v in np.argwhere(bad)[0])
+        f = sig.features[c]
+        if f.minimum is not None and arr[r, c] < f.minimum:
+            rule = "must not be negative" if f.minimum == 0 else f"must be >= {f.minimum:g}"
+        else:
+            rule = f"must be <= {f.maximum:g}"
+        raise InvalidInputError(f"{_where(sig, r + offset, c)}: {rule}, got {float(arr[r, c])!r}")
+
+
+def _cell_number(sig: Signature, value: Any, row: int, col: int) -> float:
+    if value is None:
+        return math.nan  # judged with the others by check_numbers
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        kind = "true/false" if isinstance(value, bool) else type(value).__name__
+        raise InvalidInputError(
+            f"{_where(sig, row, col)}: expected a number, got {kind} {_show(value)}"
+        )
+    try:
+        return float(value)
+    except OverflowError:
+        raise InvalidInputError(f"{_where(sig, row, col)}: number out of range") from None
+
+
+def _width_error(sig: Signature, row: int, got: int) -> InvalidInputError:
+    if got == 0:
+        return InvalidInputError(
+            f"row {row} is empty; the model takes {sig.n_features} features "
+            f"({', '.join(sig.names)})"
+        )
+    return InvalidInputError(
+        f"row {row} has {got} values; the model takes {sig.n_features} "
+        f"({', '.join(sig.names)})"
+    )
+
+
+def _slow_numbers(sig: Signature, rows: Sequence[Any]) -> FloatArray:
+    d = sig.n_features
+    out = np.empty((len(rows), d), dtype=np.float64)
+    for i, row in enumerate(rows):
+        if not isinstance(row, (list, tuple)):
+            raise InvalidInputError(f"row {i} must be a list of {d} values, got {_show(row)}")
+        if len(row) != d:
+            raise _width_error(sig, i, len(row))
+        for j, v in enumerate(row):
+            out[i, j] = _cell_number(sig, v, i, j)
+    return out
+
+
+def _has_bool(rows: Sequence[Any]) -> bool:
+    for row in rows:
+        for v in row:
+            if v is True or v is False:
+                return True
+    return False
+
+
+def numbers_from_lists(sig: Signature, rows: Sequence[Any]) -> FloatArray:
+    """A float64 (n, d) array from rows of numbers (``None`` -> NaN), checked for shape
+    and type; values are checked by :func:`check_numbers`."""
+    try:
+        arr = np.array(rows)
+    except (ValueError, TypeError):  # ragged, or values numpy cannot hold together
+        return _slow_numbers(sig, rows)
+    if arr.ndim == 2 and arr.shape[1] == sig.n_features and arr.dtype.kind in "iuf":
+        if arr.dtype.kind == "i" and _has_bool(rows):  # numpy turns [true, 2] into ints
+            return _slow_numbers(sig, rows)
+        if arr.dtype.kind == "f" and _has_bool(rows):
+            return _slow_numbers(sig, rows)
+        return arr.astype(np.float64, copy=False)
+    return _slow_numbers(sig, rows)
+
+
+# ---- objects keyed by feature name --------------------------------------------------
+
+
+def _ordered(sig: Signature, rows: Sequence[Any]) -> list[list[Any]]:
+    names = sig.names
+    wanted = set(names)
+    out = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise InvalidInputError(
+                f"row {i}: expected an object keyed by feature name, got {_show(row)}"
+            )
+        if len(row) != len(names) or not wanted.issuperset(row):
+            if not row:
+                raise _width_error(sig, i, 0)
+            unknown = [k for k in row if k not in wanted]
+            if unknown:
+                raise InvalidInputError(
+                    f"row {i}: unknown feature {_show(unknown[0])}; the model takes "
+                    f"{', '.join(names)}"
+                )
+            missing = [n for n in names if n not in row]
+            raise InvalidInputError(
+                f"row {i}: missing feature {missing[0]!r} (send null for a missing value)"
+            )
+        out.append([row[n] for n in names])
+    return out
+
+
+# ---- DataFrames for pipelines -------------------------------------------------------
+
+
+def _frame(sig: Signature, rows: list[list[Any]] | FloatArray) -> Any:
+    import pandas as pd
+
+    columns: dict[str, Any] = {}
+    n = len(rows)
+    for j, f in enumerate(sig.features):
+        if isinstance(rows, np.ndarray):
+            if f.kind == "string":
+                raise InvalidInputError(
+                    f"feature {f.name!r} is text; send rows as JSON, not a numeric array"
+                )
+            columns[f.name] = rows[:, j]
+            continue
+        cells = [r[j] for r in rows]
+        if f.kind == "number":
+            col = np.empty(n, dtype=np.float64)
+            for i, v in enumerate(cells):
+                col[i] = _cell_number(sig, v, i, j)
+            columns[f.name] = col
+        else:
+            for i, v in enumerate(cells):
+                if v is None:
+                    if not sig.allows_nan:
+                        raise InvalidInputError(
+                            f"{_where(sig, i, j)}: missing value (null), and this model does "
+                            "not accept missing values"
+                        )
+                elif not isinstance(v, str):
+                    raise InvalidInputError(
+                        f"{_where(sig, i, j)}: expected text, got {_show(v)}"
+                    )
+                elif f.categories is not None and v not in f.categories:
+                    known = ", ".join(repr(c) for c in f.categories[:10])
+                    more = ", …" if len(f.categories) > 10 else ""
+                    raise InvalidInputError(
+                        f"{_where(sig, i, j)}: unknown category {_show(v)} "
+                        f"(known: {known}{more})"
+                    )
+            columns[f.name] = np.array(cells, dtype=object)
+    return pd.DataFrame(columns, copy=False)
+
+
+def _numeric_part(sig: Signature, frame: Any) -> FloatArray:
+    cols = [f.name for f in sig.features if f.kind == "number"]
+    return np.asarray(frame[cols], dtype=np.float64) if cols else np.empty((len(frame), 0))
+
+
+def _frame_rows(sig: Signature, listed: list[list[Any]] | FloatArray) -> Rows:
+    frame = _frame(sig, listed)
+    numeric = _numeric_part(sig, frame)
+    sub = Signature(
+        features=tuple(f for f in sig.features if f.kind == "number"),
+        task=sig.task,
+        allows_nan=sig.allows_nan,
+    )
+    has_nan = check_numbers(sub, numeric)
+    return Rows(len(frame), frame=frame, has_nan=has_nan)
+
+
+# ---- the entry points ---------------------------------------------------------------
+
+
+def from_json_rows(sig: Signature, rows: Any) -> Rows:
+    """Rows from a JSON list: lists in feature order, or objects keyed by name."""
+    if not isinstance(rows, list):
+        raise InvalidInputError("instances must be a list of rows")
+    if not rows:
+        return empty(sig)
+    if isinstance(rows[0], dict):
+        listed: list[list[Any]] = _ordered(sig, rows)
+    else:
+        if not sig.frame:
+            arr = numbers_from_lists(sig, rows)
+            return Rows(len(arr), array=arr, has_nan=check_numbers(sig, arr))
+        for i, row in enumerate(rows):
+            if not isinstance(row, list):
+                raise InvalidInputError(f"row {i} must be a list or an object, got {_show(row)}")
+            if len(row) != sig.n_features:
+                raise _width_error(sig, i, len(row))
+        listed = rows
+    if not sig.frame:
+        arr = numbers_from_lists(sig, listed)
+        return Rows(len(arr), array=arr, has_nan=check_numbers(sig, arr))
+    return _frame_rows(sig, listed)
+
+
+def from_array(sig: Signature, arr: Any) -> Rows:
+    """Rows from a numeric array (a ``.npy`` body, or a library caller's array)."""
+    a = np.asarray(arr)
+    if a.dtype.kind not in "iufb" or a.ndim != 2:
+        raise InvalidInputError(
+            f"expected a numeric array of shape (n, {sig.n_features}), got {a.dtype} {a.shape}"
+        )
+    if a.dtype.kind == "b":
+        raise InvalidInputError("expected numbers, got a boolean array")
+    if a.shape[1] != sig.n_features:
+        raise InvalidInputError(
+            f"expected rows of {sig.n_features} features ({', '.join(sig.names)}), "
+            f"got an array of shape {a.shape}"
+        )
+    X = np.ascontiguousarray(a, dtype=np.float64)
+    if sig.frame:
+        return _frame_rows(sig, X)
+    return Rows(len(X), array=X, has_nan=check_numbers(sig, X))
+
+
+def from_frame(sig: Signature, frame: Any, offset: int = 0) -> Rows:
+    """Rows from a pandas DataFrame with (at least) the model's columns, by name."""
+    missing = [n for n in sig.names if n not in frame.columns]
+    if missing:
+        raise InvalidInputError(f"missing column {missing[0]!r}; the model takes "
+                                f"{', '.join(sig.names)}")
+    sub = frame[list(sig.names)]
+    if sig.frame:
+        rows = sub.astype(object).where(sub.notna(), None).values.tolist()
+        return _frame_rows(sig, rows)
+    try:
+        X = np.ascontiguousarray(sub.to_numpy(dtype=np.float64, na_value=np.nan))
+    except (TypeError, ValueError):
+        return from_json_rows(sig, sub.astype(object).where(sub.notna(), None).values.tolist())
+    return Rows(len(X), array=X, has_nan=check_numbers(sig, X, offset))
+
+
+def empty(sig: Signature) -> Rows:
+    if sig.frame:
+        return _frame_rows(sig, [])
+    return Rows(0, array=np.empty((0, sig.n_features), dtype=np.float64))
+
+
+def one_row(sig: Signature, values: Sequence[Any]) -> Rows:
+    """One row given in feature order (e.g. ``/fish``'s query values, already floats)."""
+    return from_json_rows(sig, [list(values)])
