@@ -112,7 +112,7 @@ def iter_chunks(path: PathLike, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]
         "npz": npyfiles.iter_npz,
     }
     total = 0
-    with _read_errors(path):
+    with read_errors(path):
         for X, y in readers[fmt](str(path), chunk_rows):
             if len(X):
                 total += len(X)
@@ -122,7 +122,7 @@ def iter_chunks(path: PathLike, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]
 
 
 @contextlib.contextmanager
-def _read_errors(path: PathLike) -> Iterator[None]:
+def read_errors(path: PathLike) -> Iterator[None]:
     """Turn OS, decoding and zip errors while reading ``path`` into DataError."""
     try:
         yield
@@ -157,7 +157,7 @@ def count_rows(path: PathLike) -> int:
     Parquet (no data read), the non-blank lines after the header for CSV (not
     validated)."""
     fmt = file_format(path)
-    with _read_errors(path):
+    with read_errors(path):
         if fmt == "csv":
             return csvtext.count_lines(str(path))
         if fmt == "parquet":

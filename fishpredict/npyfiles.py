@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO
 
 import numpy as np
@@ -30,9 +30,9 @@ Chunk = tuple[FloatArray, LabelArray | None]
 
 
 def count_npy(path: str) -> int:
-    """Rows of a .npy file, from its header."""
-    with open(path, "rb") as f:
-        return _npy_header(f, path, "")[0][0]
+    """Rows of a .npy file, from its header (0 for a 0-d array)."""
+    shape = npy_shape(path)
+    return shape[0] if shape else 0
 
 
 def count_npz(path: str) -> int:
@@ -96,33 +96,64 @@ def _check_features(X: FloatArray, what: str, offset: int) -> None:
         )
 
 
-def iter_npy(path: str, chunk_rows: int) -> Iterator[Chunk]:
-    """Yield ``(X, y)`` chunks of a .npy file; ``y`` is None for an (n, 2) array.
+def npy_shape(path: str) -> tuple[int, ...]:
+    """The shape of the array in a .npy file, from its header."""
+    with open(path, "rb") as f:
+        return _npy_header(f, path, "")[0]
 
-    A Fortran-ordered array (what ``np.save(np.array([lengths, weights]).T)``
+
+def _blocks(
+    f: IO[bytes], path: str, chunk_rows: int, check: Callable[[tuple[int, ...]], None]
+) -> Iterator[tuple[int, FloatArray]]:
+    """``(first row, float64 block)`` of the 2-D array in the open .npy file ``f``.
+
+    ``check`` sees the shape first and raises for one it cannot use. A
+    Fortran-ordered array (what ``np.save(np.array([lengths, weights]).T)``
     writes) is read column by column with a seek per column and chunk.
     """
+    shape, dtype, fortran = _npy_header(f, path, "")
+    check(shape)
+    rows, cols = shape
+    data_start = f.tell()
+    for start in range(0, rows, chunk_rows):
+        m = min(chunk_rows, rows - start)
+        if fortran:
+            a = np.empty((m, cols), dtype=np.float64)
+            for c in range(cols):
+                f.seek(data_start + (c * rows + start) * dtype.itemsize)
+                a[:, c] = _read_rows(f, dtype, m, 1, path)[:, 0]
+        else:
+            a = _read_rows(f, dtype, m, cols, path)
+        yield start, a
+
+
+def iter_array(path: str, chunk_rows: int) -> Iterator[tuple[int, FloatArray]]:
+    """``(first row, block)`` of any plain numeric 2-D array (n, d) in a .npy file, as
+    float64 blocks of at most ``chunk_rows`` rows; values are not checked."""
+
+    def two_d(shape: tuple[int, ...]) -> None:
+        if len(shape) != 2:
+            raise DataError(f"{path}: expected a 2-D array (n, d), got shape {shape}")
+
     with open(path, "rb") as f:
-        shape, dtype, fortran = _npy_header(f, path, "")
+        yield from _blocks(f, path, chunk_rows, two_d)
+
+
+def iter_npy(path: str, chunk_rows: int) -> Iterator[Chunk]:
+    """Yield ``(X, y)`` chunks of a fish .npy file; ``y`` is None for an (n, 2) array."""
+
+    def fish(shape: tuple[int, ...]) -> None:
         if len(shape) != 2 or shape[1] not in (2, 3):
             raise DataError(
                 f"{path}: expected an array of shape (n, 2) [length, weight] or "
                 f"(n, 3) [length, weight, label], got {shape}"
             )
-        rows, cols = shape
-        data_start = f.tell()
-        for start in range(0, rows, chunk_rows):
-            m = min(chunk_rows, rows - start)
-            if fortran:
-                a = np.empty((m, cols), dtype=np.float64)
-                for c in range(cols):
-                    f.seek(data_start + (c * rows + start) * dtype.itemsize)
-                    a[:, c] = _read_rows(f, dtype, m, 1, path)[:, 0]
-            else:
-                a = _read_rows(f, dtype, m, cols, path)
+
+    with open(path, "rb") as f:
+        for start, a in _blocks(f, path, chunk_rows, fish):
             X = np.ascontiguousarray(a[:, :2])
             _check_features(X, path, start)
-            yield X, (_labels_of(a[:, 2], path, start) if cols == 3 else None)
+            yield X, (_labels_of(a[:, 2], path, start) if a.shape[1] == 3 else None)
 
 
 def _member(zf: zipfile.ZipFile, name: str, path: str) -> IO[bytes]:

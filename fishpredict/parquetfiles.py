@@ -36,9 +36,11 @@ Chunk = tuple[FloatArray, LabelArray | None]
 
 EXPECTED_COLUMNS: Final = "expected columns Length, Weight[, Species]"
 _SPECIES_HELP: Final = "expected bream, smelt, 도미, 빙어, 1 or 0"
+#: Options of every ``iter_batches`` call (see :func:`open_parquet`).
+BATCH_OPTIONS: Final = {"use_threads": False}
 
 
-def _pyarrow() -> tuple[Any, Any, Any]:
+def require_pyarrow() -> tuple[Any, Any, Any]:
     """pyarrow, pyarrow.compute and pyarrow.parquet, or a DataError saying how to get them."""
     try:
         import pyarrow
@@ -50,15 +52,20 @@ def _pyarrow() -> tuple[Any, Any, Any]:
 
 
 def open_parquet(f: IO[bytes], path: str) -> pq.ParquetFile:
-    """The :class:`pyarrow.parquet.ParquetFile` of the open file ``f``, or DataError."""
-    pa, _, pq = _pyarrow()
+    """The :class:`pyarrow.parquet.ParquetFile` of the open file ``f``, or DataError.
+
+    Read through a 1 MiB buffer without pre-buffering whole row groups: with
+    ``iter_batches(use_threads=False)`` (:data:`BATCH_OPTIONS`) memory then stays
+    flat over many row groups, and on a busy machine it is no slower.
+    """
+    pa, _, pq = require_pyarrow()
     try:
-        return pq.ParquetFile(f)
+        return pq.ParquetFile(f, pre_buffer=False, buffer_size=1 << 20)
     except pa.ArrowException as exc:
-        raise DataError(f"{path}: not a Parquet file ({_first_line(exc)})") from None
+        raise DataError(f"{path}: not a Parquet file ({first_line(exc)})") from None
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
@@ -98,7 +105,7 @@ def _fish_columns(path: str, schema: pa.Schema) -> dict[str, str]:
     for key, name in found.items():
         t = schema.field(name).type
         if key == "species":
-            if not (_is_text(t) or _pyarrow()[0].types.is_integer(t)):
+            if not (_is_text(t) or require_pyarrow()[0].types.is_integer(t)):
                 raise DataError(f"{path}: column {name} holds {t}; expected species names or 1/0")
         elif not _is_number(t):
             raise DataError(f"{path}: column {name} holds {t}; expected numbers")
@@ -106,21 +113,21 @@ def _fish_columns(path: str, schema: pa.Schema) -> dict[str, str]:
 
 
 def _is_text(t: pa.DataType) -> bool:
-    pa = _pyarrow()[0]
+    pa = require_pyarrow()[0]
     if pa.types.is_dictionary(t):
         t = t.value_type
     return bool(pa.types.is_string(t) or pa.types.is_large_string(t)) or str(t) == "string_view"
 
 
 def _is_number(t: pa.DataType) -> bool:
-    pa = _pyarrow()[0]
+    pa = require_pyarrow()[0]
     return bool(pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t))
 
 
 def _first_null(column: pa.Array) -> int | None:
     if not column.null_count:
         return None
-    pc = _pyarrow()[1]
+    pc = require_pyarrow()[1]
     return int(pc.indices_nonzero(pc.is_null(column))[0].as_py())
 
 
@@ -133,7 +140,7 @@ def _features(path: str, batch: pa.RecordBatch, names: dict[str, str], start: in
             raise DataError(
                 f"{path}: row index {start + null}, column {COLUMNS[key]}: missing value"
             )
-        X[:, j] = column.cast(_pyarrow()[0].float64()).to_numpy(zero_copy_only=False)
+        X[:, j] = column.cast(require_pyarrow()[0].float64()).to_numpy(zero_copy_only=False)
     bad = first_bad_row(X)
     if bad is not None:
         row, col = bad
@@ -150,7 +157,7 @@ _CELL_LABELS: Final = np.array([SPECIES_CELLS[c] for c in _CELLS], dtype=np.int6
 
 
 def _labels(path: str, column: pa.Array, start: int) -> LabelArray:
-    pa, pc, _ = _pyarrow()
+    pa, pc, _ = require_pyarrow()
     null = _first_null(column)
     if null is not None:
         raise DataError(f"{path}: row index {start + null}, column Species: missing value")
@@ -181,13 +188,15 @@ def _labels(path: str, column: pa.Array, start: int) -> LabelArray:
 
 def iter_parquet(path: str, chunk_rows: int) -> Iterator[Chunk]:
     """Yield ``(X, y)`` chunks of at most ``chunk_rows`` rows of a fish Parquet file."""
-    pa = _pyarrow()[0]
+    pa = require_pyarrow()[0]
     with open(path, "rb") as f:
         pf = open_parquet(f, path)
         names = _fish_columns(path, pf.schema_arrow)
         start = 0
         try:
-            for batch in pf.iter_batches(batch_size=chunk_rows, columns=list(names.values())):
+            for batch in pf.iter_batches(
+                batch_size=chunk_rows, columns=list(names.values()), **BATCH_OPTIONS
+            ):
                 X = _features(path, batch, names, start)
                 y = None
                 if "species" in names:
@@ -195,7 +204,7 @@ def iter_parquet(path: str, chunk_rows: int) -> Iterator[Chunk]:
                 start += batch.num_rows
                 yield X, y
         except pa.ArrowException as exc:
-            raise DataError(f"{path}: unreadable Parquet data ({_first_line(exc)})") from None
+            raise DataError(f"{path}: unreadable Parquet data ({first_line(exc)})") from None
 
 
 # ---- writing -------------------------------------------------------------------------
@@ -206,7 +215,7 @@ class ParquetFishWriter:
     English names), one row group per chunk."""
 
     def __init__(self, f: IO[bytes], rows: int, labelled: bool) -> None:
-        pa, _, pq = _pyarrow()
+        pa, _, pq = require_pyarrow()
         fields = [("Length", pa.float64()), ("Weight", pa.float64())]
         if labelled:
             fields.append(("Species", pa.string()))
@@ -216,7 +225,7 @@ class ParquetFishWriter:
         self.writer = pq.ParquetWriter(f, self.schema)
 
     def write(self, X: FloatArray, y: LabelArray | None) -> None:
-        pa, pc, _ = _pyarrow()
+        pa, pc, _ = require_pyarrow()
         columns = [pa.array(X[:, 0], type=pa.float64()), pa.array(X[:, 1], type=pa.float64())]
         if y is not None:
             columns.append(pc.take(self.names, pa.array(y, type=pa.int64())))
