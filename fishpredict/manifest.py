@@ -23,7 +23,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -138,9 +138,11 @@ def add_model(
     name: str | None = None,
     trust: bool = False,
     replace: bool = False,
+    signature: Mapping[str, Any] | None = None,
 ) -> ManifestEntry:
     """Copy a model file into directory ``to`` (if it is not there) and list it in the
-    manifest with its sha256 and signature.
+    manifest with its sha256 and signature (completed by ``signature``: feature names
+    for a model fitted without them, kinds, bounds, display names of classes).
 
     The file is loaded first, to read its signature and to prove it is a model,
     so a pickle needs ``trust=True``. A name already listed is an error unless
@@ -172,7 +174,7 @@ def add_model(
         shutil.copyfile(src, tmp)
         os.replace(tmp, target)
     model = build(loaded.estimator, model_name, sha256=loaded.sha256, source=str(target),
-                  format=loaded.format, fast_path=False)
+                  format=loaded.format, manifest_signature=signature, fast_path=False)
     sig = model.signature
     entry = ManifestEntry(
         name=model_name,

@@ -136,8 +136,13 @@ def _slow_numbers(sig: Signature, rows: Sequence[Any]) -> FloatArray:
     d = sig.n_features
     out = np.empty((len(rows), d), dtype=np.float64)
     for i, row in enumerate(rows):
-        if not isinstance(row, (list, tuple)):
-            raise InvalidInputError(f"row {i} must be a list of {d} values, got {_show(row)}")
+        if isinstance(row, dict):
+            row = _keyed(sig, i, row)
+        elif not isinstance(row, (list, tuple)):
+            raise InvalidInputError(
+                f"row {i} must be a list of {d} values or an object keyed by feature name, "
+                f"got {_show(row)}"
+            )
         if len(row) != d:
             raise _width_error(sig, i, len(row))
         for j, v in enumerate(row):
@@ -172,29 +177,39 @@ def numbers_from_lists(sig: Signature, rows: Sequence[Any]) -> FloatArray:
 # ---- objects keyed by feature name --------------------------------------------------
 
 
-def _ordered(sig: Signature, rows: Sequence[Any]) -> list[list[Any]]:
+def _keyed(sig: Signature, i: int, row: dict[str, Any]) -> list[Any]:
     names = sig.names
+    if len(row) == len(names) and all(n in row for n in names):
+        return [row[n] for n in names]
+    if not row:
+        raise _width_error(sig, i, 0)
     wanted = set(names)
-    out = []
+    unknown = [k for k in row if k not in wanted]
+    if unknown:
+        raise InvalidInputError(
+            f"row {i}: unknown feature {_show(unknown[0])}; the model takes {', '.join(names)}"
+        )
+    missing = next(n for n in names if n not in row)
+    raise InvalidInputError(
+        f"row {i}: missing feature {missing!r} (send null for a missing value)"
+    )
+
+
+def _ordered(sig: Signature, rows: Sequence[Any]) -> list[Any]:
+    """Rows as lists in feature order: objects reordered by name, lists kept."""
+    out: list[Any] = []
     for i, row in enumerate(rows):
-        if not isinstance(row, dict):
+        if isinstance(row, dict):
+            out.append(_keyed(sig, i, row))
+        elif isinstance(row, list):
+            if len(row) != sig.n_features:
+                raise _width_error(sig, i, len(row))
+            out.append(row)
+        else:
             raise InvalidInputError(
-                f"row {i}: expected an object keyed by feature name, got {_show(row)}"
+                f"row {i} must be a list of {sig.n_features} values or an object keyed by "
+                f"feature name, got {_show(row)}"
             )
-        if len(row) != len(names) or not wanted.issuperset(row):
-            if not row:
-                raise _width_error(sig, i, 0)
-            unknown = [k for k in row if k not in wanted]
-            if unknown:
-                raise InvalidInputError(
-                    f"row {i}: unknown feature {_show(unknown[0])}; the model takes "
-                    f"{', '.join(names)}"
-                )
-            missing = [n for n in names if n not in row]
-            raise InvalidInputError(
-                f"row {i}: missing feature {missing[0]!r} (send null for a missing value)"
-            )
-        out.append([row[n] for n in names])
     return out
 
 
@@ -269,18 +284,10 @@ def from_json_rows(sig: Signature, rows: Any) -> Rows:
         raise InvalidInputError("instances must be a list of rows")
     if not rows:
         return empty(sig)
-    if isinstance(rows[0], dict):
-        listed: list[list[Any]] = _ordered(sig, rows)
-    else:
-        if not sig.frame:
-            arr = numbers_from_lists(sig, rows)
-            return Rows(len(arr), array=arr, has_nan=check_numbers(sig, arr))
-        for i, row in enumerate(rows):
-            if not isinstance(row, list):
-                raise InvalidInputError(f"row {i} must be a list or an object, got {_show(row)}")
-            if len(row) != sig.n_features:
-                raise _width_error(sig, i, len(row))
-        listed = rows
+    if not sig.frame and isinstance(rows[0], list):
+        arr = numbers_from_lists(sig, rows)  # the common case: no dict, fast
+        return Rows(len(arr), array=arr, has_nan=check_numbers(sig, arr))
+    listed = _ordered(sig, rows)
     if not sig.frame:
         arr = numbers_from_lists(sig, listed)
         return Rows(len(arr), array=arr, has_nan=check_numbers(sig, arr))

@@ -1,6 +1,7 @@
 """Testing helpers for fishpredict backends, importable by plugin authors.
 
-:class:`ContractSuite` is the HTTP contract suite as a pytest class::
+:class:`ContractSuite` is the HTTP contract suite as a pytest class (and
+:class:`ModelSuite` the any-model suite, a zoo of scikit-learn models)::
 
     from fishpredict.testing import ContractSuite
 
@@ -20,11 +21,15 @@ import pytest
 # Rewrite the asserts of the checks so that a failure shows the values compared.
 # Must run before the checks are imported.
 pytest.register_assert_rewrite(
-    "fishpredict.testing.checks", "fishpredict.testing.adapter", "fishpredict.testing.guards"
+    "fishpredict.testing.checks",
+    "fishpredict.testing.adapter",
+    "fishpredict.testing.guards",
+    "fishpredict.testing.models_suite",
 )
 
 from .client import Client, Reply  # noqa: E402
 from .contract import CheckResult, Contract, ContractSuite, check_names, run_contract  # noqa: E402
+from .models_suite import ModelSuite  # noqa: E402
 from .server import ServerError, ServerProcess, start_server  # noqa: E402
 
 __all__ = [
@@ -32,6 +37,7 @@ __all__ = [
     "Client",
     "Contract",
     "ContractSuite",
+    "ModelSuite",
     "Reply",
     "ServerError",
     "ServerProcess",
