@@ -40,14 +40,15 @@ _SPECIES_HELP: Final = "expected bream, smelt, 도미, 빙어, 1 or 0"
 BATCH_OPTIONS: Final = {"use_threads": False}
 
 
-def require_pyarrow() -> tuple[Any, Any, Any]:
-    """pyarrow, pyarrow.compute and pyarrow.parquet, or a DataError saying how to get them."""
+def require_pyarrow(what: str = "Parquet files") -> tuple[Any, Any, Any]:
+    """pyarrow, pyarrow.compute and pyarrow.parquet, or a DataError saying that ``what``
+    needs them and how to get them."""
     try:
         import pyarrow
         import pyarrow.compute
         import pyarrow.parquet
     except ImportError:
-        raise DataError("Parquet files need pyarrow: pip install 'fishpredict[parquet]'") from None
+        raise DataError(f"{what} need pyarrow: pip install 'fishpredict[parquet]'") from None
     return pyarrow, pyarrow.compute, pyarrow.parquet
 
 

@@ -112,7 +112,7 @@ def open_csv(
     path: str, picked: Sequence[str], types: Mapping[str, Any], nulls: Sequence[str]
 ) -> Any:
     """pyarrow's streaming reader over the columns ``picked`` of a CSV file."""
-    parquetfiles.require_pyarrow()
+    parquetfiles.require_pyarrow("CSV tables")
     import pyarrow.csv as pacsv
 
     return pacsv.open_csv(
@@ -134,7 +134,7 @@ def read_csv(
     """CSV: a row with more or fewer cells than the header is refused, quoted line
     breaks are fine, empty lines are skipped. A column without a kind is read as
     text and becomes numbers when every cell in the chunk is one."""
-    pa = parquetfiles.require_pyarrow()[0]
+    pa = parquetfiles.require_pyarrow("CSV tables")[0]
     header = csv_header(path)
     positions = match_columns(path, header, want)
     picked = [header[i] for i in positions]

@@ -172,7 +172,7 @@ def count_file_rows(path: PathLike) -> int:
         if fmt == "npy":
             return npyfiles.count_npy(p)
         first = tableformats.csv_header(p)[0]
-        pa = parquetfiles.require_pyarrow()[0]
+        pa = parquetfiles.require_pyarrow("CSV tables")[0]
         try:
             reader = tableformats.open_csv(p, [first], {first: pa.string()}, ())
             return sum(batch.num_rows for batch in reader)
