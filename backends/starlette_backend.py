@@ -155,10 +155,15 @@ def _uncancel() -> None:
 
 def build_app(service: Service) -> Starlette:
     """The Starlette app: one route, matching every path and method, into the Service."""
+    import re
+
     from starlette.applications import Starlette
     from starlette.routing import Route
 
-    return Starlette(routes=[Route("/{path:path}", ServiceEndpoint(service), methods=None)])
+    route = Route("/{path:path}", ServiceEndpoint(service), methods=None)
+    # every path, also one holding a (percent-encoded) newline, which `.*` would not match
+    route.path_regex = re.compile(r"^/(?P<path>.*)$", re.DOTALL)
+    return Starlette(routes=[route])
 
 
 class StarletteBackend(Backend):

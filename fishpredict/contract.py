@@ -16,6 +16,7 @@ fast path), and the route encodes the :class:`~fishpredict.routes.Answer`.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -296,7 +297,7 @@ class Service:
     def _failure(self, route: Route, request: Request, exc: Exception) -> Response:
         render = error if route.protocol == "native" else plain_error
         if isinstance(exc, Reply):
-            return exc.response
+            return exc.response if render is error else _plain(exc.response)
         if isinstance(exc, FishpredictError):
             status = exc.status if exc.status < 500 else 500
             return render(status, exc.code, exc.message, ())
@@ -318,8 +319,18 @@ class Service:
             )
 
     def openapi(self) -> bytes:
+        """The spec this server answers: routes it does not answer (the admin route
+        without a token) are left out."""
         if self.spec is None:
-            self.spec = _spec_bytes()
+            spec = _spec_bytes()
+            off = [r.path for r in self.table.routes
+                   if r.enabled_by is not None and getattr(self.config, r.enabled_by) is None]
+            if off:
+                doc = json.loads(spec)
+                for path in off:
+                    doc["paths"].pop(path, None)
+                spec = (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
+            self.spec = spec
         return self.spec
 
     def reload(self) -> Response:
@@ -343,6 +354,18 @@ class Service:
 
 
 LoadedModelName = tuple[str, int] | None
+
+
+def _plain(response: Response) -> Response:
+    """A native error answer in the V2/V1 shape (``{"error": "message"}``)."""
+    if response.status < 400 or response.content_type != codec.JSON:
+        return response
+    try:
+        doc = codec.loads(response.body)
+        message = doc["error"]["message"]
+    except (FishpredictError, KeyError, TypeError):
+        return response
+    return Response(response.status, codec.dumps({"error": message}), headers=response.headers)
 
 
 def describe_status(status: int) -> str:

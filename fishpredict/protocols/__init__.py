@@ -2,6 +2,7 @@
 
 =========  ==================================================================
 native     fishpredict's own routes: ``/fish``, ``/predict``, ``/models`` ...
+v1         KServe's V1 protocol: ``/v1/models/{name}:predict``
 =========  ==================================================================
 
 Each module's ``ROUTES`` is a tuple of :class:`fishpredict.routes.Route`; a
@@ -20,6 +21,6 @@ from ..routes import Route
 @cache
 def all_routes() -> tuple[Route, ...]:
     """Every route the contract answers, in dispatch order."""
-    from . import native
+    from . import native, v1
 
-    return tuple(native.ROUTES)
+    return (*native.ROUTES, *v1.ROUTES)

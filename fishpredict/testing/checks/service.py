@@ -90,8 +90,19 @@ class ServiceChecks:
         with contract.client() as c:
             reply = c.get("/openapi.json")
         assert_json(reply)
-        assert reply.body == packaged, "served spec differs from fishpredict/openapi.json"
-        assert sorted(json.loads(reply.body)["paths"]) == sorted(route_names())
+        served, spec = json.loads(reply.body), json.loads(packaged)
+        off = sorted(set(spec["paths"]) - set(served["paths"]))
+        # a route answered only when enabled (the admin route without a token) is
+        # left out of the spec of a server that does not answer it
+        assert off in ([], ["/admin/reload"]), off
+        for path in off:
+            spec["paths"].pop(path)
+            with contract.client() as c:
+                assert c.request("POST", path).status == 404
+        if not off:
+            assert reply.body == packaged, "served spec differs from fishpredict/openapi.json"
+        assert served == spec, "served spec differs from fishpredict/openapi.json"
+        assert sorted(served["paths"]) == sorted(set(route_names()) - set(off))
 
     def test_bodies_match_the_service_byte_for_byte(self, contract: Contract) -> None:
         """A fixed list of requests answers exactly what ``Service.handle`` answers
@@ -186,7 +197,9 @@ class ServiceChecks:
         """Each route of the contract answers something other than 404 on the wire."""
         failures = []
         with contract.client(contract.ko) as c:
-            for route in route_names():
+            name = json.loads(c.get("/models").body)["models"][0]["name"]
+            for template in route_names():
+                route = template.replace("{name}", name).replace("{version}", "1")
                 reply = c.request("GET" if route != "/predict" else "POST", route)
                 if reply.status == 404:
                     failures.append(f"{route}: {reply!r}")

@@ -1,0 +1,85 @@
+"""KServe's V1 ("TensorFlow-serving style") protocol, as KServe's sklearn server speaks it.
+
+==========  ================================  ==========================================
+GET         /v1/models                        ``{"models": [name, ...]}``
+GET         /v1/models/{name}                 ``{"name": name, "ready": true}``
+POST        /v1/models/{name}:predict         ``{"instances": [...]}`` (or ``"inputs"``)
+                                              -> ``{"predictions": [...]}``
+==========  ================================  ==========================================
+
+Rows are what ``/predict`` takes (lists in feature order or objects keyed by
+name); predictions are the estimator's own labels or values. Errors are
+``{"error": "message"}``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from .. import codec
+from ..contract import Reply, Response, Service, plain_error
+from ..errors import InvalidInputError
+from ..models import rows as rowslib
+from ..models.loaded import LoadedModel
+from ..routes import Answer, Job, Request, Route
+from .answers import label_table, values_json
+
+
+def _model(service: Service, req: Request) -> LoadedModel:
+    predictor = service.require_predictor()
+    return predictor.model(req.params["name"])
+
+
+def _not_ready(service: Service) -> None:
+    if service.predictor is None or service.draining:
+        raise Reply(plain_error(503, "not_ready", "the server is not ready",
+                                service.retry_after()))
+
+
+def _models(service: Service, req: Request) -> Response:
+    _not_ready(service)
+    predictor = service.require_predictor()
+    return Response(200, codec.dumps({"models": [m.name for m in predictor.models()]}))
+
+
+def _model_ready(service: Service, req: Request) -> Response:
+    _not_ready(service)
+    model = _model(service, req)
+    return Response(200, codec.dumps({"name": model.name, "ready": True}))
+
+
+def _predict_decode(service: Service, req: Request) -> Job:
+    _not_ready(service)
+    limit = service.body_limit_response(len(req.body))
+    if limit is not None:
+        raise Reply(limit)
+    model = _model(service, req)
+    doc = codec.loads(req.body)
+    if not isinstance(doc, dict) or not ("instances" in doc or "inputs" in doc):
+        raise InvalidInputError('expected a JSON object with "instances" (a list of rows)')
+    rows = rowslib.from_json_rows(model.signature, doc.get("instances", doc.get("inputs")))
+    if rows.n > service.config.max_batch_rows:
+        raise Reply(plain_error(
+            413, "batch_too_large",
+            f"batch of {rows.n} rows is over the limit of {service.config.max_batch_rows} rows",
+        ))
+    return Job(model, rows)
+
+
+def _predict_encode(service: Service, job: Job, answer: Answer) -> Response:
+    if answer.codes is not None:
+        table = label_table(job.model, None)
+        preds = "[" + ",".join([table[c] for c in answer.codes.tolist()]) + "]"
+    else:
+        assert answer.values is not None
+        preds = values_json(answer.values)
+    return Response(200, f'{{"predictions":{preds}}}'.encode())
+
+
+ROUTES: Final = (
+    Route("/v1/models", ("GET",), "KServe V1: the models", protocol="v1", handler=_models),
+    Route("/v1/models/{name}:predict", ("POST",), "KServe V1: predict rows", protocol="v1",
+          decode=_predict_decode, encode=_predict_encode),
+    Route("/v1/models/{name}", ("GET",), "KServe V1: a model and whether it is ready",
+          protocol="v1", handler=_model_ready),
+)
