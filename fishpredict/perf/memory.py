@@ -11,10 +11,11 @@ through psutil (``/proc/PID/smaps_rollup``):
   every process of the server adds up to the memory the server really holds;
 * **USS** is what a process alone holds (what its exit would free).
 
-A model trained on generated fish (millions of rows, so that it dominates a
-worker's memory) is served by 1 worker and by N; each server first answers
-``GET /fish`` on fresh connections (spread over the workers) and a batch, so
-the figures are those of a server at work. The same is measured for
+A big model (by default a random forest of about 200 MB, 100 fully grown trees on
+generated rows; or, with ``model="knn"``, a KNN fitted on millions of generated
+fish) is served by 1 worker and by N; each server first answers one-row
+predictions on fresh connections (spread over the workers) and a batch, so the
+figures are those of a server at work. The same is measured for
 the embedded 49-fish models. The model's own memory is the difference of the
 two 1-worker servers' PSS. What an extra worker copies of the model is what it
 adds with the big model minus what it adds with the embedded ones (its own
@@ -25,6 +26,7 @@ holding its own copy would copy 100 %.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -72,21 +74,66 @@ def server_memory(pid: int) -> list[ProcessMemory]:
     return out
 
 
-def touch(url: str, rows: int = 10_000) -> None:
-    """Make a server work: one ``GET /fish`` on each of :data:`TOUCH_CONNECTIONS` fresh
-    connections, and one ``.npy`` batch of ``rows`` generated rows."""
+def touch(url: str, rows: int = 10_000, model: str | None = None,
+          n_features: int = 2) -> None:
+    """Make a server work: one one-row prediction on each of :data:`TOUCH_CONNECTIONS`
+    fresh connections (``GET /fish`` for the fish models, else ``POST /predict?model=``),
+    and one ``.npy`` batch of ``rows`` rows."""
     from .. import synth
     from ..client import Client
 
-    X, _ = synth.sample(rows, seed=7)
+    if model is None:
+        X, _ = synth.sample(rows, seed=7)
+    else:
+        X = np.random.default_rng(7).normal(size=(rows, n_features))
     clients = [Client(url) for _ in range(TOUCH_CONNECTIONS)]
     try:
         for i, c in enumerate(clients):
-            c.get_json(f"/fish?length={X[i, 0]:.2f}&weight={X[i, 1]:.1f}")
-        clients[0].predict_npy(X)
+            if model is None:
+                c.get_json(f"/fish?length={X[i, 0]:.2f}&weight={X[i, 1]:.1f}")
+            else:
+                doc = {"instances": [X[i].tolist()]}
+                status, _, body = c.request("POST", f"/predict?model={model}",
+                                            json.dumps(doc).encode(),
+                                            {"Content-Type": "application/json"})
+                if status != 200:
+                    raise ConfigError(f"{url}/predict answered {status}: {body[:200]!r}")
+        clients[0].predict_npy(X, k=model)
     finally:
         for c in clients:
             c.close()
+
+
+#: the forest of part e: features of the generated rows, trees, bytes it aims at
+FOREST_FEATURES = 8
+FOREST_TREES = 100
+FOREST_NAME = "forest"
+#: 100 fully grown trees on random labels pickle to about this many bytes per training row
+_FOREST_BYTES_PER_ROW = 3400
+
+
+def train_forest(directory: Path, megabytes: int) -> Path:
+    """A model directory with one random forest of about ``megabytes`` MB (100 fully
+    grown trees on random labels: every bootstrap sample ends in its own leaf)."""
+    import joblib
+    from sklearn.ensemble import RandomForestClassifier
+
+    from ..manifest import add_model
+
+    rows = max(1000, megabytes * MB // _FOREST_BYTES_PER_ROW)
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(rows, FOREST_FEATURES))
+    y = rng.integers(0, 2, size=rows)
+    forest = RandomForestClassifier(n_estimators=FOREST_TREES, random_state=0, n_jobs=-1)
+    forest.fit(X, y)
+    forest.n_jobs = None
+    staging = directory / "staging"
+    staging.mkdir()
+    file = staging / f"{FOREST_NAME}.joblib"
+    joblib.dump(forest, file)
+    models = directory / "models"
+    add_model(file, models, name=FOREST_NAME, trust=True)
+    return models
 
 
 def train_big(directory: Path, rows: int) -> Path:
@@ -99,9 +146,9 @@ def train_big(directory: Path, rows: int) -> Path:
     return directory
 
 
-def _measure(args: tuple[str, ...]) -> list[ProcessMemory]:
+def _measure(args: tuple[str, ...], model: str | None = None) -> list[ProcessMemory]:
     with fishpredict_server("socket", *args, timeout=300) as srv:
-        touch(srv.url)
+        touch(srv.url, model=model, n_features=FOREST_FEATURES)
         return server_memory(srv.pid)
 
 
@@ -114,17 +161,25 @@ def _per_worker(one: list[ProcessMemory], many: list[ProcessMemory], workers: in
     return (sum(p.pss for p in many) - sum(p.pss for p in one)) / (workers - 1)
 
 
-def memory_part(r: Reporter, rows: int, workers: int) -> None:
+def memory_part(r: Reporter, rows: int, workers: int, model: str = "forest",
+                forest_mb: int = 200) -> None:
     """Part e: the memory of 1 and ``workers`` workers, serving the embedded 49-fish models
-    and a model of ``rows`` fish."""
+    and a big model: a forest of about ``forest_mb`` MB, or (``model="knn"``) a KNN on
+    ``rows`` fish."""
     if workers < 2:
         raise ConfigError(f"the memory part compares 1 worker with more; got {workers}")
+    if model not in ("forest", "knn"):
+        raise ConfigError(f"the memory part's model is forest or knn, not {model!r}")
     say = r.say
-    say(f"... memory: training k=5 on {rows:,} generated fish, then serving it and the "
-        f"embedded models with 1 and {workers} workers")
+    what = (f"a {FOREST_TREES}-tree random forest of about {forest_mb} MB" if model == "forest"
+            else f"k=5 on {rows:,} generated fish")
+    say(f"... memory: training {what}, then serving it and the embedded models with 1 and "
+        f"{workers} workers")
     servers: dict[str, list[ProcessMemory]] = {}
+    touched = FOREST_NAME if model == "forest" else None
     with tempfile.TemporaryDirectory(prefix="fishpredict-memory-") as tmp:
-        models = train_big(Path(tmp), rows)
+        models = (train_forest(Path(tmp), forest_mb) if model == "forest"
+                  else train_big(Path(tmp), rows))
         file_bytes = sum(p.stat().st_size for p in models.glob("*.joblib"))
         for name, args in (
             ("embedded models, 1 worker", ()),
@@ -134,14 +189,14 @@ def memory_part(r: Reporter, rows: int, workers: int) -> None:
                                                str(workers))),
         ):
             r.settle()
-            servers[name] = _measure(args)
+            servers[name] = _measure(args, touched if name.startswith("big") else None)
     empty1, emptyn, big1, bign = servers.values()
     model_bytes = big1[0].pss - empty1[0].pss
     worker_empty = _per_worker(empty1, emptyn, workers)
     worker_big = _per_worker(big1, bign, workers)
     copied = worker_big - worker_empty
     say(f"\n## e. memory: {workers} workers share one copy of the model (socket backend; "
-        f"big model: KNN k=5 on {rows:,} fish, {_mb(file_bytes)} MB on disk)")
+        f"big model: {what}, {_mb(file_bytes)} MB on disk)")
     lines: list[tuple[str, ...]] = [("server", "process", "RSS MB", "PSS MB", "USS MB")]
     for name, procs in servers.items():
         for p in procs:
@@ -165,7 +220,8 @@ def memory_part(r: Reporter, rows: int, workers: int) -> None:
         f"{_mb(worker_empty)} = {_mb(copied)} MB = {share:.1%} of {_mb(model_bytes)} MB",
     )
     r.figures["memory"] = {
-        "rows": rows,
+        "model": model,
+        "rows": rows if model == "knn" else None,
         "workers": workers,
         "model_file_bytes": file_bytes,
         "model_bytes": model_bytes,
