@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from multiprocessing.connection import wait
 from typing import Any
 
-from ..errors import FishpredictError
+from ..errors import ConfigError, FishpredictError
 from .config import BenchConfig
 from .engine import now_ns
 from .payloads import Pool, build_pool
@@ -36,20 +36,23 @@ START_DELAY_NS = 50_000_000
 BUSY_SHARE = 0.9
 
 
-def run_bench(config: BenchConfig) -> BenchResult:
+def run_bench(config: BenchConfig, pool: Pool | None = None) -> BenchResult:
     """Run one benchmark as ``config`` says and return what it measured.
 
+    ``pool`` replaces the requests the config would build: any pre-built HTTP requests
+    (for a protocol this package does not build requests for, e.g. a peer's).
     Raises :class:`~fishpredict.errors.ConfigError` for a bad config (including a
     non-loopback target without ``allow_remote``) and
     :class:`~fishpredict.errors.FishpredictError` when the run itself fails.
     """
     config = config.validated()
     if config.engine == "wrk":
+        if pool is not None:
+            raise ConfigError("the wrk engine builds its own requests: it takes no pool")
         from .wrk import run_wrk
 
         return run_wrk(config)
-    pool = build_pool(config)
-    return _Run(config, pool).execute()
+    return _Run(config, pool if pool is not None else build_pool(config)).execute()
 
 
 def plan_workers(config: BenchConfig, pool: Pool) -> list[WorkerSpec]:

@@ -19,7 +19,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..bench.payloads import Pool
 
 #: the k values the seed swept; the load cycles through them
 SEED_KS: tuple[int, ...] = (1, 5, 15, 25, 49)
@@ -209,18 +212,20 @@ def wait_until_idle(limit_s: float, busy_pct: float = IDLE_PCT) -> bool:
             return False
 
 
-def measure(name: str, url: str, load: Load, server_pid: int | None = None) -> Measurement:
+def measure(name: str, url: str, load: Load, server_pid: int | None = None,
+            pool: Pool | None = None) -> Measurement:
     """Warm ``url`` up, then load it as ``load`` says; ``server_pid`` for its CPU use.
+    ``pool``: pre-built requests to send instead of ``GET /fish`` (``load.ks`` unused).
 
     With ``load.settle_s``, a load that other processes disturbed (``other_cores`` above
     :data:`DISTURBED_CORES`) is measured again once the machine is idle, at most
     :data:`SETTLE_RETRIES` more times; the least disturbed attempt is kept, and a note
     says how many it took. Every attempt's figures are whole: nothing is averaged."""
     retries = SETTLE_RETRIES if load.settle_s > 0 else 0
-    best = _measure_once(name, url, load, server_pid)
+    best = _measure_once(name, url, load, server_pid, pool)
     attempts = 1
     while (best.other_cores or 0.0) > DISTURBED_CORES and attempts <= retries:
-        m = _measure_once(name, url, load, server_pid)
+        m = _measure_once(name, url, load, server_pid, pool)
         attempts += 1
         if (m.other_cores or 0.0) < (best.other_cores or 0.0):
             best = m
@@ -232,7 +237,8 @@ def measure(name: str, url: str, load: Load, server_pid: int | None = None) -> M
     return best
 
 
-def _measure_once(name: str, url: str, load: Load, server_pid: int | None) -> Measurement:
+def _measure_once(name: str, url: str, load: Load, server_pid: int | None,
+                  pool: Pool | None) -> Measurement:
     from ..bench.config import BenchConfig
     from ..bench.runner import run_bench
 
@@ -251,13 +257,13 @@ def _measure_once(name: str, url: str, load: Load, server_pid: int | None) -> Me
     )
     waited = wait_until_idle(load.settle_s) if load.settle_s > 0 else None
     if load.warmup_s > 0:
-        run_bench(config.with_(duration_s=load.warmup_s))
+        run_bench(config.with_(duration_s=load.warmup_s), pool)
     cpu0 = _tree_cpu_s(server_pid) if server_pid else None
     irq0 = _irq_cpu_s()
     spread = _SpreadSampler(server_pid)
     spread.start()
     try:
-        result = run_bench(config)
+        result = run_bench(config, pool)
     finally:
         spread.stop()
     irq1 = _irq_cpu_s()
