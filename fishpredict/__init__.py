@@ -8,6 +8,8 @@ and measure how fast it serves.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     BackendUnavailableError,
     ClusterError,
@@ -21,9 +23,21 @@ from .errors import (
     UnknownModelError,
 )
 from .hookspecs import hookimpl
-from .predictor import ModelInfo, Predictor
+
+if TYPE_CHECKING:
+    from .predictor import ModelInfo, Predictor
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    """``Predictor`` and ``ModelInfo`` import scikit-learn: load them on first use, so
+    that ``import fishpredict`` (and ``fishpredict --help``) stays light."""
+    if name in ("Predictor", "ModelInfo"):
+        from . import predictor
+
+        return getattr(predictor, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "BackendUnavailableError",

@@ -29,11 +29,11 @@ from . import codec
 from .config import ServeConfig
 from .errors import FishpredictError, ModelLoadError
 from .metrics import Metrics
-from .predictor import Predictor
 from .routes import Answer, Headers, Job, Request, Route, RouteTable
 
 if TYPE_CHECKING:
     from .batching import MicroBatcher
+    from .predictor import Predictor
 
 log = logging.getLogger("fishpredict.server")
 
