@@ -96,7 +96,7 @@ def open_client(scheduler: str, *, timeout: float = CONNECT_TIMEOUT) -> Iterator
         if n < 1:
             raise SchedulerError(f"--scheduler {text}: need at least one worker")
         with dist.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               host="127.0.0.1", dashboard_address=None,
+                               host="127.0.0.1", dashboard_address="127.0.0.1:0",
                                scheduler_kwargs={"dashboard": False},
                                silence_logs=logging.ERROR) as cluster, \
                 dist.Client(cluster, set_as_default=False) as client:
