@@ -3,6 +3,8 @@
 =========  ==================================================================
 native     fishpredict's own routes: ``/fish``, ``/predict``, ``/models`` ...
 v1         KServe's V1 protocol: ``/v1/models/{name}:predict``
+v2         the Open Inference Protocol: ``/v2/models/{name}/infer``, JSON and binary
+           tensors (:mod:`.v2_tensors`, :mod:`.v2_binary`)
 =========  ==================================================================
 
 Each module's ``ROUTES`` is a tuple of :class:`fishpredict.routes.Route`; a
@@ -21,6 +23,6 @@ from ..routes import Route
 @cache
 def all_routes() -> tuple[Route, ...]:
     """Every route the contract answers, in dispatch order."""
-    from . import native, v1
+    from . import native, v1, v2
 
-    return (*native.ROUTES, *v1.ROUTES)
+    return (*native.ROUTES, *v1.ROUTES, *v2.ROUTES)

@@ -1,0 +1,286 @@
+"""The Open Inference Protocol ("V2", as KServe, Triton and MLServer speak it) over REST.
+
+======  ==========================================  =====================================
+GET     /v2                                         name, version, extensions
+GET     /v2/health/live                             ``{"live": true}``
+GET     /v2/health/ready                            ``{"ready": true}`` (503 and false
+                                                    while loading or draining)
+GET     /v2/models/{name}[/versions/{version}]      metadata: inputs and outputs from the
+                                                    model's signature
+GET     /v2/models/{name}[/versions/{version}]/ready
+POST    /v2/models/{name}[/versions/{version}]/infer
+======  ==========================================  =====================================
+
+A model has one version: the first 12 hex digits of its artifact's SHA-256
+(a reload that changes the file changes it). Inputs and outputs are read by
+:mod:`.v2_tensors`, binary tensors by :mod:`.v2_binary`. Errors are
+``{"error": "message"}``: 400 bad input, 404 unknown model or version, 413 over
+a limit, 503 not ready or draining.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+
+from .. import __version__, codec
+from ..contract import Reply, Response, Service, plain_error
+from ..errors import InvalidInputError, UnknownModelError
+from ..models.loaded import LoadedModel
+from ..models.signature import OUTPUTS
+from ..routes import Answer, Job, Request, Route
+from . import v2_binary as binary
+from .v2_tensors import (
+    DTYPES,
+    Tensor,
+    as_output,
+    from_json,
+    header,
+    json_data,
+    parameters_of,
+    rows_of,
+)
+
+SERVER: Final = {"name": "fishpredict", "version": __version__,
+                 "extensions": ["binary_tensor_data"]}
+PLATFORM: Final = "sklearn"
+
+
+def version_of(model: LoadedModel) -> str:
+    """The one version a model is served under."""
+    return model.info.sha256[:12] or "1"
+
+
+def _not_ready(service: Service) -> None:
+    if service.predictor is None or service.draining:
+        raise Reply(plain_error(503, "not_ready", "the server is not ready",
+                                service.retry_after()))
+
+
+def _model(service: Service, req: Request) -> LoadedModel:
+    model = service.require_predictor().model(req.params["name"])
+    wanted = req.params.get("version")
+    if wanted is not None and wanted != version_of(model):
+        raise UnknownModelError(
+            f"model {model.name!r} has no version {wanted[:40]!r}; its version is "
+            f"{version_of(model)!r}"
+        )
+    return model
+
+
+# ---- server and health -----------------------------------------------------------------
+
+
+def _server(service: Service, req: Request) -> Response:
+    return Response(200, codec.dumps(SERVER))
+
+
+def _live(service: Service, req: Request) -> Response:
+    return Response(200, b'{"live":true}')
+
+
+def _ready(service: Service, req: Request) -> Response:
+    if service.ready:
+        return Response(200, b'{"ready":true}')
+    return Response(503, b'{"ready":false}', headers=service.retry_after())
+
+
+def _model_ready(service: Service, req: Request) -> Response:
+    _not_ready(service)
+    model = _model(service, req)
+    return Response(200, codec.dumps({"name": model.name, "ready": True}))
+
+
+# ---- metadata ----------------------------------------------------------------------------
+
+
+def _predict_datatype(model: LoadedModel) -> str:
+    if model.is_classifier:
+        return as_output(np.asarray(model.info.classes))[0]
+    return "FP64"
+
+
+def metadata(model: LoadedModel) -> dict[str, Any]:
+    """A model's V2 metadata: one ``[-1, d]`` FP64 input for a numeric model, one
+    ``[-1]`` input per feature (FP64 or BYTES) for one that takes a DataFrame."""
+    sig = model.signature
+    if sig.frame:
+        inputs = [{"name": f.name, "datatype": "FP64" if f.kind == "number" else "BYTES",
+                   "shape": [-1]} for f in sig.features]
+        params: dict[str, Any] = {"content_type": "pd"}
+    else:
+        inputs = [{"name": "input-0", "datatype": "FP64", "shape": [-1, sig.n_features]}]
+        params = {"content_type": "np"}
+    outputs = [{"name": "predict", "datatype": _predict_datatype(model), "shape": [-1, 1]}]
+    if model.has_proba:
+        outputs.append({"name": "predict_proba", "datatype": "FP64",
+                        "shape": [-1, len(model.info.classes)]})
+    return {"name": model.name, "versions": [version_of(model)], "platform": PLATFORM,
+            "inputs": inputs, "outputs": outputs, "parameters": params}
+
+
+def _metadata(service: Service, req: Request) -> Response:
+    return Response(200, codec.dumps(metadata(_model(service, req))))
+
+
+# ---- infer -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    request_id: str | None
+    #: (output name, answered in binary)
+    outputs: tuple[tuple[str, bool], ...]
+
+
+def _tensors(doc: dict[str, Any], rest: memoryview | None) -> list[Tensor]:
+    inputs = doc.get("inputs")
+    if not isinstance(inputs, list):
+        raise InvalidInputError('expected a JSON object with "inputs" (a list of tensors)')
+    tensors: list[Tensor] = []
+    offset = 0
+    for i, item in enumerate(inputs):
+        name, datatype, shape, params = header(item, i)
+        size = binary.binary_size(name, params)
+        if size is None:
+            tensors.append(from_json(item, i))
+            continue
+        if rest is None:
+            raise InvalidInputError(
+                f"input {name!r} has binary_data_size but the request has no "
+                "Inference-Header-Content-Length header"
+            )
+        if offset + size > len(rest):
+            raise InvalidInputError(
+                f"input {name!r}: binary_data_size {size} runs past the end of the body"
+            )
+        data = binary.decode(name, datatype, shape, rest[offset:offset + size])
+        tensors.append(Tensor(name, datatype, shape, data, params))
+        offset += size
+    if rest is not None and offset != len(rest):
+        raise InvalidInputError(
+            f"{len(rest) - offset} bytes of binary data follow the JSON header that no "
+            "input's binary_data_size accounts for"
+        )
+    return tensors
+
+
+def _outputs(model: LoadedModel, doc: dict[str, Any],
+             params: Any) -> tuple[tuple[str, bool], ...]:
+    asked = doc.get("outputs")
+    if asked is None or asked == []:
+        return (("predict", binary.wants_binary(None, params)),)
+    if not isinstance(asked, list):
+        raise InvalidInputError("outputs must be a list of {\"name\": ...} objects")
+    known = model.signature.outputs
+    out: list[tuple[str, bool]] = []
+    for i, item in enumerate(asked):
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str):
+            raise InvalidInputError(f"outputs[{i}] must be an object with a name")
+        if name not in known:
+            why = "" if name in OUTPUTS else " (an unknown output)"
+            raise InvalidInputError(
+                f"model {model.name!r} has no output {name[:40]!r}{why}; it gives "
+                f"{', '.join(known)}"
+            )
+        if any(n == name for n, _ in out):
+            raise InvalidInputError(f"output {name!r} is asked for twice")
+        out.append((name, binary.wants_binary(parameters_of(item, f"output {name!r}"), params)))
+    return tuple(out)
+
+
+def _infer_decode(service: Service, req: Request) -> Job:
+    _not_ready(service)
+    limit = service.body_limit_response(len(req.body))
+    if limit is not None:
+        raise Reply(limit)
+    model = _model(service, req)
+    length = req.headers.get(binary.HEADER)
+    head, rest = (req.body, None) if length is None else binary.split(req.body, length)
+    doc = codec.loads(head)
+    if not isinstance(doc, dict):
+        raise InvalidInputError('expected a JSON object with "inputs" (a list of tensors)')
+    request_id = doc.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise InvalidInputError("id must be a string")
+    params = parameters_of(doc, "request")
+    outputs = _outputs(model, doc, params)
+    content_type = params.get("content_type")
+    rows = rows_of(model.signature, _tensors(doc, rest),
+                   content_type if isinstance(content_type, str) else None)
+    if rows.n > service.config.max_batch_rows:
+        raise Reply(plain_error(
+            413, "batch_too_large",
+            f"batch of {rows.n} rows is over the limit of {service.config.max_batch_rows} rows",
+        ))
+    names = [n for n, _ in outputs]
+    return Job(model, rows, proba="predict_proba" in names, predict="predict" in names,
+               context=_Context(request_id, outputs))
+
+
+def _labels(model: LoadedModel) -> np.ndarray[Any, Any]:
+    key = "v2-classes"
+    classes = model.memo.get(key)
+    if classes is None:
+        classes = model.memo[key] = as_output(np.asarray(model.info.classes))[1].reshape(-1)
+    return classes  # type: ignore[return-value]
+
+
+def _infer_encode(service: Service, job: Job, answer: Answer) -> Response:
+    model = job.model
+    ctx: _Context = job.context
+    outputs: list[dict[str, Any]] = []
+    blobs: list[bytes] = []
+    for name, as_binary in ctx.outputs:
+        if name == "predict_proba":
+            assert answer.proba is not None
+            datatype, arr = as_output(answer.proba)
+        elif answer.codes is not None:
+            datatype, arr = as_output(_labels(model)[answer.codes])
+        else:
+            assert answer.values is not None
+            datatype, arr = as_output(answer.values)
+        out: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(arr.shape)}
+        if as_binary:
+            raw = binary.encode(datatype, arr)
+            out["parameters"] = {"binary_data_size": len(raw)}
+            blobs.append(raw)
+        else:
+            out["data"] = json_data(datatype, arr)
+        outputs.append(out)
+    doc: dict[str, Any] = {"model_name": model.name, "model_version": version_of(model)}
+    if ctx.request_id is not None:
+        doc["id"] = ctx.request_id
+    doc["outputs"] = outputs
+    head = codec.dumps(doc)
+    if not blobs:
+        return Response(200, head)
+    return Response(200, head + b"".join(blobs), content_type=binary.OCTET_STREAM,
+                    headers=(("Inference-Header-Content-Length", str(len(head))),))
+
+
+def _routes() -> tuple[Route, ...]:
+    out = [
+        Route("/v2", ("GET",), "V2: server name, version and extensions", protocol="v2",
+              handler=_server),
+        Route("/v2/health/live", ("GET",), "V2: alive", protocol="v2", handler=_live),
+        Route("/v2/health/ready", ("GET",), "V2: models loaded and not draining",
+              protocol="v2", handler=_ready),
+    ]
+    for base in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
+        out += [
+            Route(base, ("GET",), "V2: a model's metadata", protocol="v2", handler=_metadata),
+            Route(f"{base}/ready", ("GET",), "V2: a model is ready", protocol="v2",
+                  handler=_model_ready),
+            Route(f"{base}/infer", ("POST",), "V2: predict from tensors", protocol="v2",
+                  decode=_infer_decode, encode=_infer_encode),
+        ]
+    return tuple(out)
+
+
+ROUTES: Final = _routes()
+
+__all__ = ["DTYPES", "PLATFORM", "ROUTES", "SERVER", "metadata", "version_of"]
