@@ -26,8 +26,10 @@ from typing import Final
 
 from ..errors import ConfigError
 
-#: the MLServer releases the peer benchmark was written against
-MLSERVER_PACKAGES: Final = ("mlserver==1.7.1", "mlserver-sklearn==1.7.1")
+#: the MLServer releases the peer benchmark was written against, and the uvloop of
+#: their day: MLServer 1.7.1's inference workers call ``asyncio.get_event_loop()``
+#: before any loop runs, which uvloop 0.22 and later refuse (the worker dies at start)
+MLSERVER_PACKAGES: Final = ("mlserver==1.7.1", "mlserver-sklearn==1.7.1", "uvloop==0.21.0")
 MARKER: Final = ".fishpredict-ready"
 #: longest a pip install may take (seconds)
 INSTALL_TIMEOUT_S: Final = 1800.0
