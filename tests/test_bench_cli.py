@@ -21,7 +21,7 @@ def test_bad_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None
     with pytest.raises(SystemExit) as exc:
         main(["bench", "http://127.0.0.1:1", "--duration", "-3"])
     assert exc.value.code == 2
-    assert "positive" in capsys.readouterr().err
+    assert "is not in the range x>0" in capsys.readouterr().err
 
 
 def test_dead_target_exits_non_zero(capsys: pytest.CaptureFixture[str]) -> None:
@@ -45,9 +45,9 @@ def test_run_writes_every_output(tmp_path: Path, capsys: pytest.CaptureFixture[s
                 "--k",
                 "1,5",
                 "--no-check",
-                "--out-json",
+                "--json",
                 str(out_json),
-                "--out-csv",
+                "--csv",
                 str(out_csv),
                 "--chart",
                 str(chart),
@@ -76,7 +76,7 @@ def test_unwritable_output_is_one_line(tmp_path: Path, capsys: pytest.CaptureFix
             "--requests",
             "2",
             "--quiet",
-            "--out-json",
+            "--json",
             str(tmp_path / "no" / "such" / "dir.json"),
         ]
     )

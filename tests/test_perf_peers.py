@@ -146,6 +146,25 @@ def test_predict_output_reads_v2_answers() -> None:
     assert peer_workload.predict_output({"error": "x"}) is None
 
 
+def test_answer_check_counts_wrong_answers(models: list[peer_workload.PeerModel]) -> None:
+    import dataclasses
+
+    from fishpredict.perf.servers import fishpredict_server
+
+    m = models[0]
+    wrong = dataclasses.replace(m, expected=tuple((v + 1) % 3 for v in m.expected))
+    directory = str(m.path.parent)
+    with fishpredict_server("socket", "--models", directory, "--trust") as srv:
+        right = peer_workload.check_answers("127.0.0.1", srv.port, m, count=8)
+        bad = peer_workload.check_answers("127.0.0.1", srv.port, wrong, count=8)
+        missing = peer_workload.check_answers(
+            "127.0.0.1", srv.port, dataclasses.replace(m, name="nosuch"), count=2)
+    assert right.ok and right.checked == 8
+    assert not bad.ok and bad.correct == 0
+    assert bad.first_problem is not None and bad.first_problem.startswith("row 0: HTTP 200")
+    assert not missing.ok and "HTTP 404" in (missing.first_problem or "")
+
+
 # ---- the environment -------------------------------------------------------------------
 
 def test_mlserver_executable_takes_a_venv_or_an_executable(tmp_path: Path) -> None:
