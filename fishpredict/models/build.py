@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ModelLoadError
-from . import fastpaths, legacy_knn
+from . import fastpaths
 from .loaded import FastPath, LoadedModel, ModelInfo
 from .signature import Signature, signature_of, with_manifest
 
@@ -31,12 +31,11 @@ def compile_fast(estimator: Any, signature: Signature, name: str = "") -> FastPa
     """A verified fast path for ``estimator``, or None (the estimator answers)."""
     if not signature.numeric or signature.frame or not signature.features:
         return None
-    families: Any = fastpaths if hasattr(fastpaths, "compile") else legacy_knn
     try:
-        fast = families.compile(estimator)
+        fast = fastpaths.compile(estimator)
         if fast is None:
             return None
-        wrong = int(families.verify(fast, estimator))
+        wrong = fastpaths.verify(fast, estimator)
     except Exception as exc:  # a fast path must never stop a model from loading
         log.warning("model %s: fast path skipped (%s: %s)", name, type(exc).__name__, exc)
         return None
@@ -44,7 +43,7 @@ def compile_fast(estimator: Any, signature: Signature, name: str = "") -> FastPa
         log.warning("model %s: fast path differs from the estimator on %d check rows; "
                     "serving through scikit-learn", name, wrong)
         return None
-    return fast  # type: ignore[no-any-return]
+    return fast
 
 
 def build(

@@ -1,0 +1,221 @@
+"""k-nearest-neighbours classifiers: any number of features, uniform or distance weights,
+Euclidean or Manhattan distance, bare or behind scalers in a ``Pipeline``.
+
+**Exactness.** With uniform weights scikit-learn answers the most common class among
+the k nearest training points, a tied vote going to the smallest class; with distance
+weights, the class of largest summed ``1 / distance`` (a query on a training point:
+the classes of the points at distance 0). Which points are "the k nearest" is
+ambiguous only at a *boundary tie*: the k-th and (k+1)-th distances (nearly) equal.
+There scikit-learn's pick depends on its search (kd-tree, ball tree, brute force)
+and on its rounding: brute-force Euclidean distances come from
+``|x|^2 - 2 x.y + |y|^2``, off by up to a few ulps of ``|x|^2 + |y|^2``. The fast path
+computes distances directly and treats any two within that error (and a relative
+1e-9) as possibly swapped: a row whose vote could change with the swap, a weighted
+vote within the weights' rounding, or a query (nearly) on a training point goes to
+the estimator. Every other row's answer cannot depend on the rounding.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from .base import FloatArray, IntArray, Transform, ask, chain, codes_of, unwrap
+
+#: relative gap under which two distances count as possibly swapped
+TIE_RTOL: Final = 1e-9
+#: rows x training points per chunk of distances (stays in the CPU cache)
+CHUNK_CELLS: Final = 1 << 17
+#: training sets this small are always batched here
+BATCH_MAX_TRAIN: Final = 64
+#: past that, batches are computed here up to this many row x point x feature cells;
+#: larger ones go to scikit-learn's tree, O(log m) per row
+BATCH_MAX_WORK: Final = 4_000_000
+#: largest training set (points x features) served by the fast path at all
+ONE_MAX_WORK: Final = 65_536
+_EPS: Final = float(np.finfo(np.float64).eps)
+Bools = npt.NDArray[np.bool_]
+
+
+def _metric(knn: Any) -> str | None:
+    params = dict(knn.effective_metric_params_ or {})
+    metric = knn.effective_metric_
+    p = params.pop("p", None)
+    if params:
+        return None
+    if metric == "euclidean" or (metric == "minkowski" and p == 2):
+        return "euclidean"
+    if metric in ("manhattan", "cityblock", "l1") or (metric == "minkowski" and p == 1):
+        return "manhattan"
+    return None
+
+
+class Knn:
+    """Exact k-nearest-neighbours votes for one fitted classifier."""
+
+    family = "knn"
+    task = "classifier"
+
+    def __init__(self, estimator: Any, knn: Any, pre: Transform | None, metric: str) -> None:
+        fit = np.ascontiguousarray(knn._fit_X, dtype=np.float64)
+        self.fallback = estimator
+        self.classes = np.asarray(knn.classes_)
+        self.k = int(knn.n_neighbors)
+        self.n_train, self.n_features = (int(v) for v in fit.shape)
+        self.distance = knn.weights == "distance"
+        self.has_proba = not self.distance
+        self.euclidean = metric == "euclidean"
+        self._pre = pre
+        self._fit = fit
+        self._fit_t = np.ascontiguousarray(fit.T)
+        self._y = np.asarray(knn._y).astype(np.intp)
+        self._one_hot = np.eye(len(self.classes), dtype=np.float64)[self._y]
+        self._all = int(np.argmax(self._one_hot.sum(axis=0)))
+        # brute-force Euclidean rounding: a few ulps of |x|^2 + |y|^2 (squared distances)
+        self._gemm = 8.0 * (self.n_features + 2) * _EPS
+        self._fit_norm = float((fit * fit).sum(axis=1).max(initial=0.0))
+
+    # -- distances and ties --
+
+    def _dist(self, Z: FloatArray) -> FloatArray:
+        """(n, m): squared Euclidean or Manhattan distances, feature by feature."""
+        out = np.zeros((Z.shape[0], self.n_train), dtype=np.float64)
+        tmp = np.empty_like(out)
+        for j in range(self.n_features):
+            np.subtract(Z[:, j : j + 1], self._fit_t[j], out=tmp)
+            if self.euclidean:
+                tmp *= tmp
+            else:
+                np.abs(tmp, out=tmp)
+            out += tmp
+        return out
+
+    def _tol(self, Z: FloatArray, rest: FloatArray) -> FloatArray:
+        tol = TIE_RTOL * rest + 1e-300
+        if self.euclidean:
+            tol = tol + self._gemm * ((Z * Z).sum(axis=1) + self._fit_norm)
+        return tol
+
+    def _votes(self, d: FloatArray, kth: FloatArray) -> FloatArray:
+        near = d <= kth[:, None]
+        if not self.distance:
+            return near.astype(np.float64) @ self._one_hot
+        w = np.where(near, 1.0 / (np.sqrt(d) if self.euclidean else d), 0.0)
+        return w @ self._one_hot
+
+    def _rows(self, Z: FloatArray) -> tuple[IntArray, Bools, Bools, FloatArray]:
+        """A chunk's codes, rows to ask the estimator, rows with a boundary tie (their
+        probabilities depend on it) and votes."""
+        k = self.k
+        d = self._dist(Z)
+        if k < self.n_train:
+            part = np.partition(d, (k - 1, k), axis=1)
+            kth, rest = part[:, k - 1], part[:, k]
+        else:  # every point votes
+            part = np.sort(d, axis=1)
+            kth, rest = part[:, k - 1], np.full(len(d), np.inf)
+        tol = self._tol(Z, rest if k < self.n_train else kth)
+        tied = ~((rest - kth) > tol)  # NaN/inf (overflow) counts as tied
+        if k >= self.n_train:
+            tied = ~np.isfinite(kth)
+        votes = self._votes(d, kth)
+        codes = np.argmax(votes, axis=1).astype(np.intp)
+        if self.distance:
+            nearest = part[:, 0]
+            top2 = -np.partition(-votes, 1, axis=1)[:, :2] if votes.shape[1] > 1 else votes
+            gap = top2[:, 0] - top2[:, -1]
+            err = 4.0 * votes.sum(axis=1) * (tol / np.maximum(nearest, 1e-300) + 16 * _EPS)
+            tied |= ~(nearest > tol) | ~(gap > err)
+            return codes, tied, tied, votes
+        still = tied.copy()
+        if tied.any():
+            rows = np.flatnonzero(tied)
+            settled, open_ = self._settle(d[rows], kth[rows], rest[rows], tol[rows])
+            codes[rows] = settled
+            still[rows] = open_
+        return codes, still, tied, votes
+
+    def _settle(self, d: FloatArray, kth: FloatArray, rest: FloatArray, tol: FloatArray
+                ) -> tuple[IntArray, Bools]:
+        """Tied rows whose uniform vote is the same whichever band points are drawn."""
+        overflow = ~(np.isfinite(kth) & np.isfinite(rest))
+        band_w = 2.0 * tol[:, None]
+        inside = d < kth[:, None] - band_w
+        band = np.abs(d - kth[:, None]) <= band_w
+        need = self.k - inside.sum(axis=1)
+        v_in = inside.astype(np.float64) @ self._one_hot
+        in_band = band.astype(np.float64) @ self._one_hot
+        if self._one_hot.shape[1] == 2:
+            lo = v_in[:, 1] + np.maximum(0, need - in_band[:, 0])
+            hi = v_in[:, 1] + np.minimum(need, in_band[:, 1])
+            win_lo, win_hi = 2 * lo > self.k, 2 * hi > self.k  # a tied vote: class 0
+            return win_lo.astype(np.intp), (win_lo != win_hi) | overflow
+        single = np.count_nonzero(in_band, axis=1) == 1
+        votes = v_in + (in_band > 0) * need[:, None]
+        return np.argmax(votes, axis=1).astype(np.intp), ~single | overflow
+
+    # -- the FastPath face --
+
+    def _batched_here(self, n: int) -> bool:
+        return self.n_train <= BATCH_MAX_TRAIN or n * self.n_train * self.n_features \
+            <= BATCH_MAX_WORK
+
+    def predict(self, X: FloatArray) -> IntArray:
+        n = X.shape[0]
+        if self.k >= self.n_train and not self.distance:
+            return np.full(n, self._all, dtype=np.intp)
+        if not self._batched_here(n):
+            return codes_of(self.classes, ask(self.fallback, "predict", X))
+        Z = X if self._pre is None else self._pre(X)
+        out = np.empty(n, dtype=np.intp)
+        ask_rows: list[IntArray] = []
+        step = max(1, CHUNK_CELLS // max(1, self.n_train))
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            for lo in range(0, n, step):
+                codes, tied, _, _ = self._rows(Z[lo : lo + step])
+                out[lo : lo + step] = codes
+                if tied.any():
+                    ask_rows.append(np.flatnonzero(tied) + lo)
+        if ask_rows:  # scikit-learn's pick among tied points depends on the whole batch
+            bad = np.concatenate(ask_rows)
+            out[bad] = codes_of(self.classes, ask(self.fallback, "predict", X))[bad]
+        return out
+
+    def predict_one(self, x: FloatArray) -> int:
+        return int(self.predict(x.reshape(1, -1))[0])
+
+    def predict_proba(self, X: FloatArray) -> FloatArray:
+        if not self._batched_here(X.shape[0]) or self.k >= self.n_train:
+            return np.asarray(ask(self.fallback, "predict_proba", X), dtype=np.float64)
+        Z = X if self._pre is None else self._pre(X)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            _, _, tied, votes = self._rows(Z)
+        proba = votes / self.k
+        if tied.any():
+            proba[tied] = ask(self.fallback, "predict_proba", X)[tied]
+        return proba
+
+
+def compile(estimator: Any) -> Knn | None:
+    """The fast path of a k-nearest-neighbours classifier, or None."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    parts = unwrap(estimator)
+    if parts is None:
+        return None
+    scalers, knn = parts
+    if type(knn) is not KNeighborsClassifier or not hasattr(knn, "_fit_X"):
+        return None
+    if knn.weights not in ("uniform", "distance") or getattr(knn, "outputs_2d_", False):
+        return None
+    metric = _metric(knn)
+    fit = knn._fit_X
+    if metric is None or not isinstance(fit, np.ndarray) or fit.ndim != 2:
+        return None
+    if np.asarray(knn._y).ndim != 1 or fit.shape[0] * fit.shape[1] > ONE_MAX_WORK:
+        return None
+    if knn.n_neighbors > fit.shape[0]:
+        return None  # scikit-learn refuses every row; let it say so
+    return Knn(estimator, knn, chain(scalers), metric)

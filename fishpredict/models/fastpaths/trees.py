@@ -1,0 +1,245 @@
+"""Decision trees, random forests and extra trees (classifiers and regressors), bare or
+behind scalers in a ``Pipeline``.
+
+**Exactness.** scikit-learn casts the input to float32 and goes left at a node when
+``x32 <= threshold`` (a float64). Batches do exactly that, through the fitted
+trees' own ``tree_.apply`` (skipping the per-tree validation and dispatch around it).
+One row walks the flattened ``tree_`` arrays in float64 against *cut points*: the
+largest float64 ``c`` with ``float32(c) <= threshold``, so ``x <= c`` exactly when
+``float32(x) <= threshold`` (round to nearest even is monotonic). A forest sums the
+trees' leaf values in estimator order, then divides by the number of trees, the
+float operations ``ForestClassifier.predict_proba`` and ``ForestRegressor.predict``
+perform with ``n_jobs=None``; the class is the first maximum, as ``argmax`` picks.
+With threads (``n_jobs`` > 1) scikit-learn's sum order varies from call to call: a
+classifier then hands rows whose top two probabilities are within that rounding to
+the estimator, and a regressor gets no fast path. A value that overflows float32
+makes scikit-learn refuse the row; those rows go to the estimator, which refuses them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import numpy as np
+
+from .base import FloatArray, IntArray, Transform, ask, chain, unwrap
+
+#: |x| at or above this rounds to infinity in float32 (FLT_MAX plus half an ulp)
+F32_OVERFLOW: Final = float(np.float32(3.4028235e38)) + 2.0**103
+#: rows whose squared norm is below this have no value near float32 overflow
+SAFE_NORM2: Final = 1e76
+#: one-row strategies by total node count: all nodes at once, then Python walks
+VECTOR_MAX_NODES: Final = 40_000
+WALK_MAX_NODES: Final = 400_000
+
+
+def cut_points(threshold: FloatArray) -> FloatArray:
+    """For each threshold t, the largest float64 c with ``float32(c) <= t``."""
+    t32 = threshold.astype(np.float32)
+    over = t32.astype(np.float64) > threshold
+    t32[over] = np.nextafter(t32[over], np.float32(-np.inf))
+    up = np.nextafter(t32, np.float32(np.inf)).astype(np.float64)
+    up[np.isinf(up)] = 2.0**128
+    mid = (t32.astype(np.float64) + up) / 2  # exact: float32 midpoints fit in float64
+    odd = (t32.view(np.uint32) & 1) == 1  # a tie rounds to the even neighbour
+    return np.where(odd, np.nextafter(mid, -np.inf), mid)
+
+
+def _types() -> dict[type, str]:
+    from sklearn.ensemble import (
+        ExtraTreesClassifier,
+        ExtraTreesRegressor,
+        RandomForestClassifier,
+        RandomForestRegressor,
+    )
+    from sklearn.tree import (
+        DecisionTreeClassifier,
+        DecisionTreeRegressor,
+        ExtraTreeClassifier,
+        ExtraTreeRegressor,
+    )
+
+    return {DecisionTreeClassifier: "tree", DecisionTreeRegressor: "tree",
+            ExtraTreeClassifier: "tree", ExtraTreeRegressor: "tree",
+            RandomForestClassifier: "forest", RandomForestRegressor: "forest",
+            ExtraTreesClassifier: "forest", ExtraTreesRegressor: "forest"}
+
+
+class Trees:
+    """One tree or a forest, flattened: node arrays of every tree end to end."""
+
+    def __init__(self, estimator: Any, trees: list[Any], family: str, classifier: bool,
+                 pre: Transform | None, guard: bool) -> None:
+        self.family = family
+        self.task = "classifier" if classifier else "regressor"
+        self.has_proba = classifier
+        self.fallback = estimator
+        self.n_features = int(trees[0].n_features_in_)
+        self.n_trees = len(trees)
+        self._pre = pre
+        self._guard = guard  # near-tied forest votes go to the estimator (threaded sums)
+        self._tol = 4.0 * self.n_trees * float(np.finfo(np.float64).eps)
+        self._tree_objs = [t.tree_ for t in trees]
+        sizes = [t.node_count for t in self._tree_objs]
+        self._base = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
+        left = np.concatenate([t.children_left for t in self._tree_objs]).astype(np.intp)
+        right = np.concatenate([t.children_right for t in self._tree_objs]).astype(np.intp)
+        feature = np.concatenate([t.feature for t in self._tree_objs]).astype(np.intp)
+        cut = cut_points(np.concatenate([t.threshold for t in self._tree_objs]))
+        leaf = left < 0
+        own = np.arange(len(left), dtype=np.intp)
+        offs = np.repeat(self._base, sizes)
+        left, right = np.where(leaf, own, left + offs), np.where(leaf, own, right + offs)
+        feature[leaf], cut[leaf] = 0, np.inf
+        self._child = np.ascontiguousarray(np.stack([left, right], axis=1).reshape(-1))
+        self._feature, self._cut = feature, cut
+        self._two = 2 * own
+        self._depth = max(int(t.max_depth) for t in self._tree_objs)
+        n_nodes = len(left)
+        if classifier:
+            k = len(estimator.classes_) if not hasattr(trees[0], "n_classes_") \
+                else int(np.atleast_1d(trees[0].n_classes_)[0])
+            values = np.concatenate([t.value[:, 0, :k] for t in self._tree_objs])
+        else:
+            values = np.concatenate([t.value[:, 0, 0] for t in self._tree_objs])
+        self._values = np.ascontiguousarray(values, dtype=np.float64)
+        self._per_tree = [self._values[b : b + s] for b, s in zip(self._base, sizes, strict=True)]
+        self._codes = np.argmax(self._values, axis=1).astype(np.intp) if classifier else None
+        self._one = "vector" if family == "forest" and n_nodes <= VECTOR_MAX_NODES else \
+            "walk" if n_nodes <= WALK_MAX_NODES else "apply"
+        if self._one == "walk":
+            self._walk = ([int(v) for v in self._base], left.tolist(), right.tolist(),
+                          np.where(leaf, -1, feature).tolist(), cut.tolist())
+            self._leaf_codes = None if self._codes is None else self._codes.tolist()
+            self._leaf_values = None if classifier else self._values.tolist()
+
+    # -- batches: scikit-learn's own float32 traversal --
+
+    def _leaves(self, X: FloatArray) -> list[IntArray]:
+        Z = X if self._pre is None else self._pre(X)
+        if not np.abs(Z).max(initial=0.0) < F32_OVERFLOW:
+            ask(self.fallback, "predict", X)  # scikit-learn refuses these rows: a 400
+        Z32 = Z.astype(np.float32)
+        return [t.apply(Z32) for t in self._tree_objs]
+
+    def _sum(self, leaves: list[IntArray], n: int) -> FloatArray:
+        """The forest's average, summed in estimator order as scikit-learn sums it."""
+        shape = (n, self._values.shape[1]) if self._values.ndim == 2 else (n,)
+        acc = np.zeros(shape, dtype=np.float64)
+        for values, at in zip(self._per_tree, leaves, strict=True):
+            acc += values[at]
+        acc /= self.n_trees
+        return acc
+
+    def predict(self, X: FloatArray) -> Any:
+        if X.shape[0] == 1:
+            one = self.predict_one(X[0])
+            return np.array([one], dtype=np.intp if self._codes is not None else np.float64)
+        leaves = self._leaves(X)
+        if self.family == "tree":
+            if self._codes is not None:
+                return self._codes[leaves[0]]
+            return self._values[leaves[0]]
+        avg = self._sum(leaves, X.shape[0])
+        if self._codes is None:
+            return avg
+        codes = np.argmax(avg, axis=1).astype(np.intp)
+        if self._guard:
+            close = self._close(avg)
+            if close.any():
+                codes[close] = self._ask_codes(X[close])
+        return codes
+
+    def predict_proba(self, X: FloatArray) -> FloatArray:
+        leaves = self._leaves(X)
+        if self.family == "tree":
+            return self._values[leaves[0]]
+        return self._sum(leaves, X.shape[0])
+
+    def _close(self, avg: FloatArray) -> Any:
+        """Rows whose two largest averages are within the threads' rounding."""
+        if avg.shape[1] < 2:
+            return np.zeros(len(avg), dtype=bool)
+        top2 = -np.partition(-avg, 1, axis=1)[:, :2]
+        return (top2[:, 0] - top2[:, 1]) <= self._tol
+
+    def _ask_codes(self, X: FloatArray) -> IntArray:
+        labels = ask(self.fallback, "predict", X)
+        return np.searchsorted(np.asarray(self.fallback.classes_), labels).astype(np.intp)
+
+    # -- one row: float64 against cut points --
+
+    def predict_one(self, x: FloatArray) -> Any:
+        raw = x
+        if self._pre is not None:
+            x = self._pre(x.reshape(1, -1))[0]
+        if not x.dot(x) < SAFE_NORM2:  # near float32 overflow (or beyond): the estimator
+            return self._one_by_estimator(raw)
+        if self._one == "walk":
+            leaves: Any = self._walk_leaves(x.tolist())
+        elif self._one == "vector":
+            nxt = self._child[self._two + (x[self._feature] > self._cut)]
+            node = self._base
+            for _ in range(self._depth):
+                node = nxt[node]
+            leaves = node
+        else:
+            x32 = x.astype(np.float32).reshape(1, -1)
+            leaves = [int(t.apply(x32)[0]) + int(b)
+                      for t, b in zip(self._tree_objs, self._base, strict=True)]
+        return self._answer(leaves, raw)
+
+    def _walk_leaves(self, v: list[float]) -> list[int]:
+        bases, left, right, feature, cut = self._walk
+        out = []
+        for n in bases:
+            f = feature[n]
+            while f >= 0:
+                n = left[n] if v[f] <= cut[n] else right[n]
+                f = feature[n]
+            out.append(n)
+        return out
+
+    def _answer(self, leaves: Any, raw: FloatArray) -> Any:
+        if self.family == "tree":
+            n = int(leaves[0])
+            if self._codes is not None:
+                return int(self._codes[n])
+            return float(self._values[n])
+        vals = self._values[np.asarray(leaves, dtype=np.intp)]
+        avg = np.cumsum(vals, axis=0)[-1] / self.n_trees  # sequential, estimator order
+        if self._codes is None:
+            return float(avg)
+        code = int(np.argmax(avg))
+        if self._guard and self._close(avg.reshape(1, -1))[0]:
+            return int(self._ask_codes(raw.reshape(1, -1))[0])
+        return code
+
+    def _one_by_estimator(self, x: FloatArray) -> Any:
+        out = ask(self.fallback, "predict", x.reshape(1, -1))
+        if self._codes is None:
+            return float(out[0])
+        return int(np.searchsorted(np.asarray(self.fallback.classes_), out)[0])
+
+
+def compile(estimator: Any) -> Trees | None:
+    """The fast path of a tree or forest (bare or behind scalers), or None."""
+    parts = unwrap(estimator)
+    if parts is None:
+        return None
+    scalers, final = parts
+    family = _types().get(type(final))
+    if family is None or getattr(final, "n_outputs_", None) != 1:
+        return None
+    trees = list(final.estimators_) if family == "forest" else [final]
+    if not trees or any(getattr(t, "tree_", None) is None for t in trees):
+        return None
+    classifier = hasattr(final, "classes_")
+    if classifier and (not isinstance(final.classes_, np.ndarray) or final.classes_.ndim != 1):
+        return None
+    threaded = family == "forest" and final.n_jobs not in (None, 1)
+    if threaded and not classifier:
+        return None  # the threads' sum order changes the last bits of every answer
+    if not np.isfinite(cut_points(np.concatenate([t.tree_.threshold for t in trees]))).all():
+        return None
+    return Trees(estimator, trees, family, classifier, chain(scalers), threaded)
