@@ -197,8 +197,10 @@ class AiohttpBackend(Backend):
         check_aiohttp()
         config = service.config
         handler = ServiceHandler(service)
+        server = build_server(service, handler)
+        sweeper = asyncio.ensure_future(server.limits.sweep())
         runner = web.ServerRunner(
-            build_server(service, handler),
+            server,
             handle_signals=False,  # fishpredict.serve owns signals
             # in-flight requests get drain_timeout in handler.drain(); this is the rest
             shutdown_timeout=min(CLEANUP_TIMEOUT, config.drain_timeout),
@@ -212,7 +214,12 @@ class AiohttpBackend(Backend):
             await handler.drain(config.drain_timeout)  # finish in-flight requests
         finally:
             # Close idle keep-alive connections (and anything left) and clean up.
-            await runner.cleanup()
+            try:
+                await runner.cleanup()
+            finally:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
 
 
 @hookimpl

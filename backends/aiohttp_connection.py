@@ -4,15 +4,15 @@
 one connection) plus what :mod:`fishpredict_backends.aiohttp_guard` describes:
 the connection limit, a cap on the whole request head and on its fields, a
 deadline for receiving it, the contract's answers to what is refused, and a
-lingering close after them (:mod:`fishpredict_backends.linger`).
+lingering close after them: the rules and words of the core's :mod:`fishpredict.flow`.
 
 aiohttp's C parser has no Python callback per head, so the head is followed
 from ``data_received``: the bytes of the reads a head spans are counted, and a
 head is complete when aiohttp's queue of parsed requests (``_messages``) grows;
 that head is then measured exactly (:func:`head_size`) if the reads were larger
 than the limit. A request's body is over when its payload reaches EOF. On the
-way of a request this costs a few comparisons per read; the deadline needs a
-clock reading only when a head spans reads.
+way of a request this costs a few comparisons per read; the deadline is one
+float per connection, checked by the core's sweep (:meth:`fishpredict.flow.Limits.sweep`).
 
 A refusal is queued as aiohttp queues its own parse errors (a
 ``web_protocol._ErrInfo`` in ``_messages``, ``_waiter`` woken), so aiohttp
@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import time
 from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web, web_protocol
@@ -33,21 +31,15 @@ from aiohttp.http_exceptions import BadHttpMessage, HttpProcessingError, LineToo
 from aiohttp.streams import EMPTY_PAYLOAD
 from aiohttp.web_protocol import RequestHandler
 
-from fishpredict.contract import Response, error
-
-from . import socket_wire as wire
-from .linger import LINGER_SECONDS, discard, half_close
+from fishpredict import flow
+from fishpredict.contract import Response
+from fishpredict.flow import INF, LINGER_SECONDS, MAX_HEAD_BYTES, discard, half_close
 
 if TYPE_CHECKING:
     from .aiohttp_guard import GuardedServer
 
 log = logging.getLogger("fishpredict.backends.aiohttp")
 
-#: most bytes of a request head (target + header fields, as the socket backend
-#: counts them); more -> 431. Also aiohttp's limit for one line.
-MAX_HEAD_BYTES: Final = 16 * 1024
-#: most header fields in a request (trailers included); more -> 431
-MAX_HEADERS: Final = 100
 #: seconds aiohttp's keep-alive close is held off past a head's deadline (so the 408 comes first)
 KEEPALIVE_SLACK: Final = 1.0
 #: aiohttp's private RequestHandler state read or set here
@@ -57,14 +49,11 @@ _ErrInfo: Final[Any] = getattr(web_protocol, "_ErrInfo", None)
 
 # connection phases
 FRESH, IDLE, HEAD, BODY, OFF, REFUSED, LINGER = range(7)
-INF: Final = math.inf
 
 # aiohttp's own method, called directly on the per-request path (cheaper than super())
 _data_received = RequestHandler.data_received
 
 __all__ = [
-    "MAX_HEADERS",
-    "MAX_HEAD_BYTES",
     "STATE",
     "GuardRefusal",
     "GuardedRequestHandler",
@@ -103,14 +92,6 @@ class GuardRefusal(HttpProcessingError):
         self.reason = reason
 
 
-def _too_large() -> Response:
-    return error(
-        431,
-        "headers_too_large",
-        f"request head is over {MAX_HEAD_BYTES} bytes or {MAX_HEADERS} header fields",
-    )
-
-
 def head_refusal(exc: BaseException | None) -> tuple[Response, str]:
     """The contract's answer to a request refused before it reached the handler
     (by the guard, or because aiohttp could not parse it), and the metric reason."""
@@ -119,16 +100,19 @@ def head_refusal(exc: BaseException | None) -> tuple[Response, str]:
     if isinstance(exc, LineTooLong) or (
         isinstance(exc, BadHttpMessage) and "too many headers" in str(exc).lower()
     ):
-        return _too_large(), "headers_too_large"
+        return flow.headers_too_large(), "headers_too_large"
     # aiohttp's message quotes the bad bytes: they are neither echoed nor logged
-    return error(400, "bad_request", "malformed HTTP request"), "bad_request"
+    return flow.bad_request(), "bad_request"
 
 
 def head_size(message: Any) -> int:
-    """Bytes of a parsed request head (``RawRequestMessage``), counted as the
-    socket backend counts them: the target, plus each field's name and value + 4."""
-    target = len(message.path.encode("utf-8", "surrogateescape"))
-    return target + sum(len(name) + len(value) + 4 for name, value in message.raw_headers)
+    """Bytes of a parsed request head (``RawRequestMessage``), counted as every
+    backend counts them (:func:`fishpredict.flow.head_bytes`)."""
+    return flow.head_bytes(message.path.encode("utf-8", "surrogateescape"), message.raw_headers)
+
+
+#: a head over the limits, queued as a parse error
+_HEAD_TOO_LARGE: Final = GuardRefusal(flow.headers_too_large(), "headers_too_large")
 
 
 class _Refusal(web.Response):
@@ -159,7 +143,6 @@ class GuardedRequestHandler(RequestHandler):
         "_lingering",
         "_phase",
         "_seen",
-        "_timer",
         "deadline",
     )
 
@@ -168,9 +151,8 @@ class GuardedRequestHandler(RequestHandler):
         self._guard = manager
         self._counted = False  # counted against max_connections
         self._phase = FRESH
-        #: loop time when the current phase has run too long (``_timer`` checks it)
+        #: loop time when the current phase has run too long (the sweep checks it)
         self.deadline = INF
-        self._timer: asyncio.TimerHandle | None = None
         self._seen = 0  # bytes of the reads of the head under way that completed no head
         self._extra = 0  # bytes of the read that ended the last request (a head may begin there)
         self._body: Any = None  # the payload of the request whose body is arriving
@@ -182,29 +164,22 @@ class GuardedRequestHandler(RequestHandler):
     # -- transport events --
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        guard = self._guard
-        if guard.open >= guard.max_connections:
+        limits = self._guard.limits
+        if not limits.admit(self):
             self._refuse_connection(transport)  # type: ignore[arg-type]
             return
-        guard.open += 1
         self._counted = True
         super().connection_made(transport)
-        self._set_deadline(guard.loop.time() + guard.header_timeout)  # for a first request
+        self.deadline = limits.now + limits.header_timeout  # for a first request
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._phase = LINGER
         self.deadline = INF
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._lingering is not None:
-            self._lingering = None
-            self._guard.lingering.discard(self)
-        if not self._counted:
-            return  # refused at accept: aiohttp never saw this connection
-        self._counted = False
-        self._guard.open -= 1
-        super().connection_lost(exc)
+        self._lingering = None
+        counted, self._counted = self._counted, False
+        self._guard.limits.release(self, counted)
+        if counted:  # else refused at accept: aiohttp never saw this connection
+            super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         phase = self._phase
@@ -232,7 +207,7 @@ class GuardedRequestHandler(RequestHandler):
                 self._start_head_clock()
             self._seen += size
             if self._seen > MAX_HEAD_BYTES:
-                self._refuse(GuardRefusal(_too_large(), "headers_too_large"), len(messages))
+                self._refuse(_HEAD_TOO_LARGE, len(messages))
 
     def _parsed(self, phase: int, queued: int, data: bytes) -> None:
         """Check the requests queued by the read ``data``; follow the last one's body."""
@@ -258,7 +233,7 @@ class GuardedRequestHandler(RequestHandler):
                 self.deadline = INF
                 return
             if measure and head_size(message) > MAX_HEAD_BYTES:
-                self._refuse(GuardRefusal(_too_large(), "headers_too_large"), index)
+                self._refuse(_HEAD_TOO_LARGE, index)
                 return
             if message.upgrade:  # what follows is no longer HTTP/1.1 requests
                 self._phase = OFF
@@ -293,43 +268,22 @@ class GuardedRequestHandler(RequestHandler):
 
     def _start_head_clock(self) -> None:
         """A head is under way: answer 408 unless it completes within ``header_timeout``."""
-        timeout = self._guard.header_timeout
-        if timeout == INF:
+        limits = self._guard.limits
+        if limits.header_timeout == INF:
             return  # no head deadline: aiohttp's keep-alive timer is the only bound
-        deadline = self._guard.loop.time() + timeout
-        self._set_deadline(deadline)
+        self.deadline = deadline = limits.now + limits.header_timeout
         if self._next_keepalive_close_time < deadline + KEEPALIVE_SLACK:
             self._next_keepalive_close_time = deadline + KEEPALIVE_SLACK
 
-    def _set_deadline(self, when: float) -> None:
-        self.deadline = when
-        timer = self._timer
-        if when == INF or (timer is not None and timer.when() <= when):
-            return  # the timer comes first, and re-arms itself for the deadline
-        if timer is not None:
-            timer.cancel()
-        self._timer = self._guard.loop.call_at(when, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        deadline = self.deadline
-        if deadline == INF:
-            return
-        if self._guard.loop.time() < deadline:  # moved on since the timer was set
-            self._timer = self._guard.loop.call_at(deadline, self._on_timer)
-            return
+    def on_deadline(self) -> None:
+        """The sweep saw ``deadline`` pass: close a connection that sent nothing,
+        answer 408 to a head still arriving, abort a lingering connection."""
         self.deadline = INF
         phase = self._phase
         if phase == FRESH:
             self.force_close()  # nothing sent since the connection was made
         elif phase == HEAD:
-            self._refuse(
-                GuardRefusal(
-                    error(408, "request_timeout", "request head not received in time"),
-                    "header_timeout",
-                ),
-                len(self._messages),
-            )
+            self._refuse(GuardRefusal(flow.head_timeout(), "header_timeout"), len(self._messages))
         elif phase == LINGER:
             self.abort()
 
@@ -363,9 +317,9 @@ class GuardedRequestHandler(RequestHandler):
             raise ConnectionError("an answer was already sent; cannot send an error")
         if status >= 500:
             log.error("aiohttp answered %d on its own", status, exc_info=exc)
-            return to_aiohttp(error(500, "internal_error", "internal server error"), close=True)
+            return to_aiohttp(flow.internal_error(), close=True)
         response, reason = head_refusal(exc)
-        self._guard.rejected(reason)
+        self._guard.limits.rejected(reason)
         self._phase = REFUSED
         if not isinstance(exc, GuardRefusal):  # aiohttp's parser refused it
             log.warning(
@@ -378,15 +332,8 @@ class GuardedRequestHandler(RequestHandler):
 
     def _refuse_connection(self, transport: asyncio.Transport) -> None:
         """Answer 503 + Retry-After at once and linger; aiohttp never sees the connection."""
-        guard = self._guard
-        guard.rejected("max_connections")
-        response = error(
-            503,
-            "too_many_connections",
-            f"this worker already has {guard.max_connections} connections; retry later",
-            headers=guard.retry_after,
-        )
-        transport.write(wire.encode(response, wire.date_line(time.time()), wire.CLOSE))
+        limits = self._guard.limits  # admit() counted it
+        transport.write(limits.refusal(limits.too_many_connections()))
         self._linger(transport)
 
     def linger(self) -> None:
@@ -400,9 +347,13 @@ class GuardedRequestHandler(RequestHandler):
     def _linger(self, transport: asyncio.Transport) -> None:
         self._phase = LINGER
         self._lingering = transport
-        self._guard.lingering.add(self)
         if half_close(transport):  # aiohttp's eof_received then lets the transport close
-            self._set_deadline(self._guard.loop.time() + LINGER_SECONDS)
+            self.deadline = self._guard.limits.now + LINGER_SECONDS
+
+    def stop_lingering(self) -> None:
+        """Abort the connection if it lingers (the server shuts down)."""
+        if self._lingering is not None:
+            self._lingering.abort()
 
     def abort(self) -> None:
         """Abort the connection at once (a lingering one included)."""

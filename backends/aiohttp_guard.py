@@ -5,13 +5,12 @@ aiohttp 3.14 has no connection limit, no limit on a request head as a whole
 head (a slow head is closed at ``keepalive_timeout`` without an answer), and the
 400 it writes for a request it cannot parse (``RequestHandler.handle_error``) is
 text/plain, echoes the bad bytes, carries ``Server: Python/3.x aiohttp/3.y`` and
-is logged at ERROR with a traceback. Here, as in the socket backend
-(:mod:`fishpredict_backends.socket_connection`) and the uvicorn guard, and in
-the same words from :func:`fishpredict.contract.error`:
+is logged at ERROR with a traceback. Here, as in every backend, by the rules and
+in the words of the core's :mod:`fishpredict.flow`:
 
 - past ``max_connections``: **503** ``too_many_connections`` + ``Retry-After``
   as soon as the connection is accepted;
-- a head over :data:`MAX_HEAD_BYTES` in all or :data:`MAX_HEADERS` fields
+- a head over ``MAX_HEAD_BYTES`` in all or ``MAX_HEADERS`` fields
   (trailers count as fields): **431** ``headers_too_large``;
 - a head not complete within ``header_timeout`` of the read it began in:
   **408** ``request_timeout``; a connection that sends nothing at all is
@@ -21,7 +20,9 @@ the same words from :func:`fishpredict.contract.error`:
 
 each with ``Connection: close`` and no ``Server`` header, after the answers to
 the requests pipelined before it. Then the connection *lingers*
-(:mod:`fishpredict_backends.linger`), so a client still sending reads the answer.
+(:func:`fishpredict.flow.half_close`), so a client still sending reads the answer.
+A body over ``max_body_bytes`` gets the handler's 413 (``Service.read_body``), after
+which aiohttp's own lingering close (``lingering_time``) reads the rest of it.
 
 The connection side is :class:`~fishpredict_backends.aiohttp_connection.GuardedRequestHandler`;
 this module makes the server. What is hooked, and why (:func:`check_aiohttp`
@@ -44,8 +45,8 @@ tests/test_aiohttp_guard.py checks the behaviour):
   the transport from aiohttp (``transport = None``: aiohttp closes only a
   transport it holds) and lingers; ``web.Server.shutdown`` aborts what still
   lingers.
-- The head deadline is one float and one timer per connection, re-armed
-  lazily as aiohttp re-arms its keep-alive timer. While a head is under way,
+- The head deadline is one float per connection, checked by the core's sweep
+  (:meth:`fishpredict.flow.Limits.sweep`). While a head is under way,
   ``_next_keepalive_close_time`` is moved past the head's deadline, so
   aiohttp's keep-alive close does not come before the 408; a head is not
   timed while aiohttp holds parsed requests back (``_buffer_paused``).
@@ -71,10 +72,9 @@ from aiohttp.web_protocol import RequestHandler
 
 from fishpredict.contract import Service
 from fishpredict.errors import BackendUnavailableError
+from fishpredict.flow import LINGER_SECONDS, MAX_HEAD_BYTES, MAX_HEADERS, Limits
 
 from .aiohttp_connection import (
-    MAX_HEAD_BYTES,
-    MAX_HEADERS,
     STATE,
     GuardedRequestHandler,
     GuardRefusal,
@@ -82,7 +82,6 @@ from .aiohttp_connection import (
     head_size,
     to_aiohttp,
 )
-from .linger import LINGER_BYTES, LINGER_SECONDS
 
 #: the aiohttp methods the subclasses here override, by class
 HOOKS: Final = {
@@ -95,14 +94,9 @@ HOOKS: Final = {
 #: it says HTTP/1.0, so its answer would too; we answer HTTP/1.1, as for any request
 _UNPARSED: Final = getattr(web_protocol, "ERROR", None)
 _UNPARSED_11: Final = _UNPARSED._replace(version=HttpVersion11) if _UNPARSED else None
-INF: Final = float("inf")
 
 __all__ = [
     "HOOKS",
-    "LINGER_BYTES",
-    "LINGER_SECONDS",
-    "MAX_HEADERS",
-    "MAX_HEAD_BYTES",
     "STATE",
     "GuardRefusal",
     "GuardedRequestHandler",
@@ -143,7 +137,9 @@ class QuietRequest(web.BaseRequest):
 
 
 class GuardedServer(web.Server):
-    """``web.Server`` that counts connections and makes guarded handlers and quiet requests.
+    """``web.Server`` that makes guarded handlers and quiet requests; its ``limits``
+    (the core's :class:`~fishpredict.flow.Limits`) count connections, and its
+    :meth:`~fishpredict.flow.Limits.sweep` must run while it serves.
 
     ``handler_kwargs`` go to every :class:`GuardedRequestHandler` (aiohttp's
     ``RequestHandler`` keyword arguments: ``keepalive_timeout`` and the like).
@@ -157,16 +153,8 @@ class GuardedServer(web.Server):
         **handler_kwargs: Any,
     ) -> None:
         super().__init__(handler, request_factory=self._make_quiet_request, loop=loop)
-        config = service.config
         self.loop = loop
-        self.metrics = service.metrics
-        self.max_connections = config.max_connections
-        self.header_timeout = float(config.header_timeout) if config.header_timeout > 0 else INF
-        self.retry_after: tuple[tuple[str, str], ...] = (("Retry-After", str(config.retry_after)),)
-        #: connections counted against max_connections
-        self.open = 0
-        #: connections lingering after a refusal (aborted at shutdown)
-        self.lingering: set[GuardedRequestHandler] = set()
+        self.limits = Limits(service, loop)
         self.handler_kwargs: dict[str, Any] = {
             "max_line_size": MAX_HEAD_BYTES,
             "max_field_size": MAX_HEAD_BYTES,
@@ -179,8 +167,8 @@ class GuardedServer(web.Server):
         return GuardedRequestHandler(self, loop=self.loop, **self.handler_kwargs)
 
     async def shutdown(self, timeout: float | None = None) -> None:
-        for conn in list(self.lingering):
-            conn.abort()
+        for conn in list(self.limits.conns):
+            conn.stop_lingering()  # type: ignore[attr-defined]
         await super().shutdown(timeout)
 
     def _make_quiet_request(
@@ -194,8 +182,3 @@ class GuardedServer(web.Server):
         if message is _UNPARSED:
             message = _UNPARSED_11
         return QuietRequest(message, payload, protocol, writer, task, self.loop)
-
-    def rejected(self, reason: str) -> None:
-        """Count a request or connection refused by a limit (``fishpredict_rejected``)."""
-        if self.metrics is not None:
-            self.metrics.rejected.labels(reason).inc()

@@ -13,23 +13,22 @@ Closing: a refusal answers JSON via :func:`fishpredict.contract.error` with
 ``Connection: close``; then the connection *lingers*: our side is shut for
 writing, input is discarded until the client closes, a short deadline passes or
 too much arrives, so a client still sending is not reset before it has read the
-answer (:mod:`fishpredict_backends.linger`, shared with the other backends' guards).
-Deadlines are one float per connection, checked by the server's sweeper.
+answer (:mod:`fishpredict.flow`, shared with every backend). A connection
+closing after a large answer lingers while the client is still reading it.
+Deadlines are one float per connection, checked by the core's sweep.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections import deque
 from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Final
 
+from fishpredict import flow, wire
 from fishpredict.contract import Response, error
-
-from . import socket_wire as wire
-from .linger import LINGER_SECONDS, discard, half_close
+from fishpredict.flow import BODY, HEAD, IDLE, INF, LINGER, LINGER_SECONDS, discard, half_close
 
 if TYPE_CHECKING:
     from .socket_server import ServerState
@@ -38,12 +37,10 @@ log = logging.getLogger("fishpredict.socket")
 
 #: most answers queued behind an unfinished one before reading pauses
 MAX_PIPELINE: Final = 64
-# connection phases: what a deadline means when it passes
-IDLE, HEAD, BODY, LINGER = 0, 1, 2, 3
+__all__ = ["BODY", "HEAD", "IDLE", "LINGER", "Connection"]
+
 # why reading is paused (bit flags)
 WRITE_FULL, PIPELINE_FULL = 1, 2
-
-INF: Final = math.inf
 
 
 class _Slot:
@@ -105,6 +102,7 @@ class Connection(asyncio.Protocol):
         "_phase",
         "_state",
         "_transport",
+        "_unsent",
         "deadline",
     )
 
@@ -123,6 +121,7 @@ class Connection(asyncio.Protocol):
         self._counted = False  # counted against max_connections
         self._paused = 0
         self._linger_bytes = 0
+        self._unsent = 0  # bytes of the last answer still unsent at the last linger deadline
 
     def eof_received(self) -> bool:
         self._eof = True
@@ -137,10 +136,8 @@ class Connection(asyncio.Protocol):
         self._phase = LINGER
         self.deadline = INF
         state = self._state
-        state.conns.discard(self)
-        if self._counted:
-            self._counted = False
-            state.open -= 1
+        state.release(self, self._counted)
+        self._counted = False
         pending = self._pending
         if pending:
             for slot in pending:
@@ -216,11 +213,11 @@ class Connection(asyncio.Protocol):
                 503,
                 "timeout",
                 f"request took longer than {state.request_timeout:g} s",
-                headers=state.retry_after_header,
+                headers=state.retry_after,
             )
         except Exception:
             log.exception("unexpected error while answering a request")
-            response = error(500, "internal_error", "internal server error")
+            response = flow.internal_error()
         finally:
             state.inflight -= 1
         if self._lost:
@@ -268,28 +265,21 @@ class Connection(asyncio.Protocol):
         elif self._state.draining and self._phase == IDLE:
             self._close_idle()
 
-    def _reject(self, response: Response, reason: str) -> None:
-        """Queue a refusal that closes the connection; parsing stops."""
+    def _reject(self, response: Response, reason: str | None) -> None:
+        """Queue a refusal that closes the connection; parsing stops. ``reason``: what
+        ``fishpredict_rejected`` counts (None: counted already)."""
         state = self._state
-        state.rejected(reason)
+        if reason is not None:
+            state.rejected(reason)
         self._closing = True
-        data = wire.encode(response, state.date, wire.CLOSE)
+        data = state.refusal(response)
         if self._pending:
             self._pending.append(data)
         else:
             self._out.append(data)
 
     def _reject_head(self) -> None:
-        state = self._state
-        self._reject(
-            error(
-                431,
-                "headers_too_large",
-                f"request head is over {state.max_head_bytes} bytes "
-                f"or {state.max_headers} header fields",
-            ),
-            "headers_too_large",
-        )
+        self._reject(self._state.headers_too_large(), "headers_too_large")
 
     # -- closing --
 
@@ -300,6 +290,7 @@ class Connection(asyncio.Protocol):
         self._phase = LINGER
         self._closing = True
         self.deadline = self._state.now + LINGER_SECONDS
+        self._unsent = self._transport.get_write_buffer_size()
         if half_close(self._transport, peer_closed=self._eof):
             self._paused = 0  # half_close resumed reading, to see the client's EOF
 
@@ -336,21 +327,19 @@ class Connection(asyncio.Protocol):
         if self._lost:
             return
         if phase == LINGER:
-            self._transport.abort()
+            self._unsent = flow.still_sending(self._transport, self._unsent)
+            if self._unsent:  # the client is still reading the last answer: let it
+                self.deadline = self._state.now + LINGER_SECONDS
+            else:
+                self._transport.abort()
         elif phase == IDLE:
             if not self._pending:
                 self._close_idle()
         else:
-            self._reject(
-                error(
-                    408,
-                    "request_timeout",
-                    "request head not received in time"
-                    if phase == HEAD
-                    else "request body not received in time",
-                ),
-                "header_timeout" if phase == HEAD else "request_timeout",
-            )
+            if phase == HEAD:
+                self._reject(flow.head_timeout(), "header_timeout")
+            else:
+                self._reject(flow.body_timeout(), "request_timeout")
             self._flush()
 
     def drain(self) -> None:

@@ -27,9 +27,8 @@ from urllib.parse import unquote
 
 import httptools
 
-from fishpredict.contract import error
+from fishpredict import flow, wire
 
-from . import socket_wire as wire
 from .socket_connection import BODY, HEAD, IDLE, Connection
 
 if TYPE_CHECKING:
@@ -99,20 +98,10 @@ class HttpProtocol(Connection):
         # uvloop's transports implement asyncio.Transport without subclassing it
         self._transport = cast(asyncio.Transport, transport)
         state = self._state
-        state.conns.add(self)
-        if state.open >= state.max_connections:
-            self._reject(
-                error(
-                    503,
-                    "too_many_connections",
-                    f"this worker already has {state.max_connections} connections; retry later",
-                    headers=state.retry_after_header,
-                ),
-                "max_connections",
-            )
+        if not state.admit(self):
+            self._reject(state.too_many_connections(), None)
             self._flush()
             return
-        state.open += 1
         self._counted = True
 
     def data_received(self, data: bytes) -> None:
@@ -127,12 +116,11 @@ class HttpProtocol(Connection):
             except httptools.HttpParserCallbackError as exc:
                 if not self._closing:  # not a refusal of ours: a bug; the client gets a 500
                     log.error("error in an HTTP parser callback", exc_info=exc.__context__ or exc)
-                    self._reject(error(500, "internal_error", "internal server error"), "internal")
+                    self._reject(flow.internal_error(), "internal")
             except httptools.HttpParserError as exc:
                 if not self._closing:
                     self._reject(
-                        error(400, "bad_request", f"malformed HTTP request: {str(exc)[:120]}"),
-                        "bad_request",
+                        flow.bad_request(f"malformed HTTP request: {str(exc)[:120]}"), "bad_request"
                     )
             except httptools.HttpParserUpgrade:
                 pass  # refused in on_headers_complete already
@@ -192,12 +180,7 @@ class HttpProtocol(Connection):
         self._body = None
         self._body_size = 0
         if parser.should_upgrade():
-            self._reject(
-                error(
-                    400, "upgrade_not_supported", "protocol upgrades (and CONNECT) are not served"
-                ),
-                "upgrade",
-            )
+            self._reject(flow.upgrade_refused(), "upgrade")
             raise _Stop
         headers = self._headers
         if headers is None:
@@ -242,7 +225,7 @@ class HttpProtocol(Connection):
         try:
             path, query = _target(self._url)
         except httptools.HttpParserInvalidURLError:
-            self._reject(error(400, "bad_request", "malformed request target"), "bad_request")
+            self._reject(flow.bad_request("malformed request target"), "bad_request")
             raise _Stop from None
         parts = self._body
         body = b"" if parts is None else parts[0] if len(parts) == 1 else b"".join(parts)

@@ -116,7 +116,7 @@ class ServiceEndpoint:
             declared = int(length) if length is not None and length.isdigit() else None
             read = await self.service.read_body(declared, next_chunk)
             if isinstance(read, Response):
-                return read, True  # refused: close rather than read (or wait for) the rest
+                return read, True  # a body too slow (the guard refused one too large): close
             body = read
         query: bytes = scope["query_string"]
         response = await self.service.handle_async(
@@ -176,7 +176,9 @@ class StarletteBackend(Backend):
     async def serve(self, service: Service, sock: socket.socket, stop: asyncio.Event) -> None:
         import uvicorn
 
-        from .uvicorn_guard import Guard, check_uvicorn, guarded_protocol
+        from fishpredict.flow import Limits
+
+        from .uvicorn_guard import check_uvicorn, guarded_protocol
 
         check_uvicorn()
 
@@ -188,7 +190,7 @@ class StarletteBackend(Backend):
                 yield
 
         config = service.config
-        guard = Guard(service, asyncio.get_running_loop())
+        guard = Limits(service, asyncio.get_running_loop())
         uv_config = uvicorn.Config(
             build_app(service),
             loop="none",  # we already run inside fishpredict's loop

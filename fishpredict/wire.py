@@ -1,19 +1,23 @@
-"""Response bytes for the socket backend, built from cached pieces.
+"""A :class:`~fishpredict.contract.Response` as HTTP/1.1 bytes, built from cached pieces.
 
-A response is written with one ``transport.write`` of
+For backends that write raw HTTP (the socket backend, the refusals the uvicorn
+and aiohttp guards write before their framework sees a request, a plugin on
+asyncio streams). A response is written with one ``transport.write`` of
 ``status line + Content-Type + Date + Content-Length + extra headers +
 Connection + blank line + body``. The status line and Content-Type are cached
 per ``(status, content type)``; the Date line is rebuilt once a second by the
-server's sweeper; so the per-request work is one bytes formatting call.
+sweep (:meth:`fishpredict.flow.Limits.refresh`); so the per-request work is one
+bytes formatting call.
 No ``Server`` header is sent (no banner to fingerprint).
 """
 
 from __future__ import annotations
 
 import email.utils
+import time
 from typing import Final
 
-from fishpredict.contract import Response, describe_status
+from .contract import Response, describe_status
 
 #: ``Connection`` lines; an HTTP/1.1 keep-alive answer needs none.
 CLOSE: Final = b"Connection: close\r\n"
@@ -67,3 +71,9 @@ def encode(response: Response, date: bytes, connection: bytes, head_only: bool =
 def date_line(epoch_seconds: float) -> bytes:
     """``Date: Tue, 15 Nov 1994 08:12:31 GMT\\r\\n`` for the given time."""
     return _latin1(f"Date: {email.utils.formatdate(epoch_seconds, usegmt=True)}\r\n")
+
+
+def refusal(response: Response, date: bytes | None = None) -> bytes:
+    """A refusal's bytes: ``response`` with ``Connection: close`` (and the Date line,
+    made now unless given)."""
+    return encode(response, date if date is not None else date_line(time.time()), CLOSE)

@@ -4,9 +4,9 @@ The limits as a client sees them are the shared guard suite's
 (:class:`fishpredict.testing.guards.GuardSuite`: head size and fields, exact at
 the limit however the head is split, trailers, the head deadline, junk, the
 connection limit, the linger, ``/metrics``), run here against aiohttp. What is
-aiohttp's alone: the methods and state the guard hooks still exist, its limits
-are the socket backend's, aiohttp's parse errors map to 431 or 400 without
-echoing the request, a head is measured as the socket backend measures it, a
+aiohttp's alone: the methods and state the guard hooks still exist, aiohttp's
+parse errors map to 431 or 400 without echoing the request, a head is measured
+as every backend measures it, a
 stalled body lingers 2 s (not aiohttp's 10 s), and ``Expect: 100-continue``
 works without aiohttp's router.
 """
@@ -21,12 +21,13 @@ import pytest
 pytest.importorskip("aiohttp")
 
 from aiohttp.http_exceptions import BadHttpMessage, BadStatusLine, LineTooLong
-from fishpredict_backends import aiohttp_guard, linger
+from fishpredict_backends import aiohttp_guard
 
 from fishpredict.contract import error
 from fishpredict.errors import BackendUnavailableError
 from fishpredict.faults import exchange
-from fishpredict.testing import ServerProcess, guards
+from fishpredict.flow import LINGER_SECONDS
+from fishpredict.testing import ServerProcess
 from fishpredict.testing.guards import MARGIN, SETTINGS, GuardSuite, ask
 
 
@@ -41,7 +42,7 @@ class TestAiohttpGuard(GuardSuite):
         reply = exchange(server.host, server.port, raw, timeout=10.0)
         assert reply.statuses == [408], reply.raw[:200]
         assert reply.closed or reply.reset
-        limit = SETTINGS["request_timeout"] + aiohttp_guard.LINGER_SECONDS + MARGIN
+        limit = SETTINGS["request_timeout"] + LINGER_SECONDS + MARGIN
         assert reply.elapsed <= limit, reply.elapsed
 
     def test_expect_100_continue(self, server: ServerProcess) -> None:
@@ -78,16 +79,6 @@ def test_moved_state_refuses_to_serve(monkeypatch: pytest.MonkeyPatch) -> None:
         aiohttp_guard.check_aiohttp()
 
 
-def test_limits_are_the_socket_backends() -> None:
-    pytest.importorskip("httptools")
-    from fishpredict_backends import socket_server
-
-    assert aiohttp_guard.MAX_HEAD_BYTES == socket_server.MAX_HEAD_BYTES == guards.MAX_HEAD_BYTES
-    assert aiohttp_guard.MAX_HEADERS == socket_server.MAX_HEADERS == guards.MAX_HEADERS
-    assert aiohttp_guard.LINGER_SECONDS == linger.LINGER_SECONDS == guards.LINGER_SECONDS
-    assert aiohttp_guard.LINGER_BYTES == linger.LINGER_BYTES
-
-
 @pytest.mark.parametrize(
     ("exc", "status"),
     [
@@ -114,7 +105,7 @@ def test_a_guard_refusal_carries_its_own_answer() -> None:
     assert aiohttp_guard.head_refusal(refusal) == (slow, "header_timeout")
 
 
-def test_head_size_counts_as_the_socket_backend() -> None:
+def test_head_size_counts_as_every_backend() -> None:
     """The target's bytes plus each field's name and value + 4 (": " and CRLF)."""
     message = SimpleNamespace(path="/fish?k=é", raw_headers=((b"Host", b"fish"), (b"X-A", b"")))
     assert aiohttp_guard.head_size(message) == len("/fish?k=é".encode()) + (4 + 4 + 4) + (3 + 4)

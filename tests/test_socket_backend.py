@@ -23,10 +23,10 @@ from typing import Any
 import httptools
 import pytest
 from fishpredict_backends.socket_backend import SocketBackend
-from fishpredict_backends.socket_server import MAX_HEAD_BYTES
 
 from fishpredict.config import ServeConfig
 from fishpredict.contract import Headers, Response, Service
+from fishpredict.flow import MAX_HEAD_BYTES
 from fishpredict.predictor import Predictor
 from fishpredict.serve import bind, new_event_loop
 from fishpredict.testing import start_server

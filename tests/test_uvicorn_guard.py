@@ -4,9 +4,9 @@ The limits as a client sees them are the shared guard suite's
 (:class:`fishpredict.testing.guards.GuardSuite`: head size and fields, exact at
 the limit however the head is split, trailers, the head deadline, junk, the
 connection limit, the linger, ``/metrics``), run here against starlette. What is
-uvicorn's alone: the methods the guard hooks still exist, its limits are the
-socket backend's, uvicorn's own words never reach a client, and a refusal
-behind pipelined requests is not answered (the last answer closes instead).
+uvicorn's alone: the methods the guard hooks still exist, uvicorn's own words
+never reach a client, and a refusal behind pipelined requests is not answered
+(the last answer closes instead).
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ import pytest
 pytest.importorskip("uvicorn")
 pytest.importorskip("httptools")
 
-from fishpredict_backends import linger, socket_server, uvicorn_guard
+from fishpredict_backends import uvicorn_guard
 
 from fishpredict.errors import BackendUnavailableError
-from fishpredict.testing import guards
 from fishpredict.testing.guards import GuardSuite
 
 
@@ -38,10 +37,3 @@ def test_a_moved_hook_refuses_to_serve(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(uvicorn_guard, "HOOKS", (*uvicorn_guard.HOOKS, "on_gone"))
     with pytest.raises(BackendUnavailableError, match="on_gone"):
         uvicorn_guard.check_uvicorn()
-
-
-def test_limits_are_the_socket_backends() -> None:
-    assert uvicorn_guard.MAX_HEAD_BYTES == socket_server.MAX_HEAD_BYTES == guards.MAX_HEAD_BYTES
-    assert uvicorn_guard.MAX_HEADERS == socket_server.MAX_HEADERS == guards.MAX_HEADERS
-    assert uvicorn_guard.LINGER_SECONDS == linger.LINGER_SECONDS == guards.LINGER_SECONDS
-    assert uvicorn_guard.LINGER_BYTES == linger.LINGER_BYTES

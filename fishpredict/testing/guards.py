@@ -1,8 +1,11 @@
 """The guard suite: the limits every backend sets on request heads and connections.
 
-The socket backend enforces them itself; for uvicorn and aiohttp a guard adds
-them (``backends/uvicorn_guard.py``, ``backends/aiohttp_guard.py``). Every
-backend must answer alike, in the contract's words (docs/reliability.md):
+The limits, their answers and the linger are the core's
+(:mod:`fishpredict.flow`: ``MAX_HEAD_BYTES``, ``MAX_HEADERS``, ``LINGER_SECONDS``);
+the socket backend keeps them itself, for uvicorn and aiohttp a guard adds them
+(``backends/uvicorn_guard.py``, ``backends/aiohttp_guard.py``), a plugin keeps
+them with the same helpers (docs/plugins.md). Every backend must answer alike,
+in the contract's words (docs/reliability.md):
 
 - a head over :data:`MAX_HEAD_BYTES` or :data:`MAX_HEADERS` fields (trailers
   count as fields): **431**, exact at the limit however the head is split into
@@ -38,13 +41,9 @@ from typing import Any, ClassVar
 import pytest
 
 from ..faults import RawReply, configured_server, exchange, healthy
+from ..flow import LINGER_SECONDS, MAX_HEAD_BYTES, MAX_HEADERS
 from .server import ServerProcess
 
-#: the head limits every backend enforces (the socket backend's ``MAX_HEAD_BYTES``, ``MAX_HEADERS``)
-MAX_HEAD_BYTES = 16 * 1024
-MAX_HEADERS = 100
-#: how long (s) a connection lingers after a refusal (``fishpredict_backends.linger``)
-LINGER_SECONDS = 2.0
 #: the server the suite starts: short timeouts, so the deadlines show within seconds
 SETTINGS: dict[str, Any] = {
     "header_timeout": 1.0,
