@@ -1,3 +1,5 @@
+"""``python -m fishpredict``: the command line."""
+
 from .cli import main
 
 raise SystemExit(main())

@@ -19,7 +19,9 @@ A plugin is a module (or any object) named by an entry point in the
     def register_backends(register):
         register(MyBackend())
 
-The built-in backends (starlette, aiohttp, socket) register exactly this way.
+The built-in backends (starlette, aiohttp, socket) register exactly this way,
+and so do the built-in command groups that are not the core (``bench``,
+``perf``, ``experiment``, ``cluster``, ``soak``: see :mod:`fishpredict.cli`).
 This module's docstrings are the one copy of the hook reference; the
 plugin-authoring guide in docs/plugins.md quotes them.
 """
@@ -32,6 +34,8 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    import click
+
     from .backend import Backend
 
 PROJECT_NAME = "fishpredict"
@@ -50,4 +54,17 @@ def register_backends(register: Callable[[Backend], None]) -> None:
     Do not import heavy dependencies here: the hook runs for
     ``fishpredict backends`` too, where a backend whose dependencies are
     missing must still be listed (as unavailable).
+    """
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Add commands to the ``fishpredict`` command line.
+
+    ``cli`` is the root :class:`click.Group`; call ``cli.add_command(command)``
+    (or decorate functions with ``@cli.command()``) for each command or group
+    the plugin provides. The hook runs when the command line first lists or
+    looks up its commands, so keep it light: import what a command needs inside
+    the command's function. A name already taken (by fishpredict or another
+    plugin) is refused with a one-line warning and the first command stays.
     """

@@ -12,12 +12,13 @@ variables limit what loads:
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 from dataclasses import dataclass
 from importlib import metadata
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
 import pluggy
 
@@ -25,9 +26,22 @@ from . import hookspecs
 from .backend import Backend
 from .errors import BackendUnavailableError, FishpredictError, UnknownBackendError
 
+if TYPE_CHECKING:
+    import click
+
 ENTRY_POINT_GROUP = "fishpredict"
 BLOCK_ENV = "FISHPREDICT_BLOCK_PLUGINS"
 ALLOW_ENV = "FISHPREDICT_PLUGINS"
+#: fishpredict's own command groups that are not the core: plugins registered
+#: (in this order, before any entry-point plugin's commands) through the same
+#: ``register_commands`` hook third parties implement
+BUILTIN_COMMAND_PLUGINS: Final = (
+    "fishpredict.cli.perf",
+    "fishpredict.cli.cluster",
+    "fishpredict.cli.bench",
+    "fishpredict.cli.experiment",
+    "fishpredict.cli.soak",
+)
 
 
 @dataclass(frozen=True)
@@ -126,6 +140,30 @@ class Registry:
 
             impl.function(register=register)
         self._backends = found
+
+    def register_commands(self, cli: click.Group) -> dict[str, str]:
+        """Let every plugin add its commands to ``cli`` (the built-in command groups
+        first); returns plugin name -> why it added nothing, for the ones that failed
+        (an exception, or a command name already taken: the first command stays)."""
+        self.load()
+        with self._lock:
+            for name in BUILTIN_COMMAND_PLUGINS:
+                if self.pm.get_plugin(name) is None:
+                    self.pm.register(importlib.import_module(name), name=name)
+            impls = sorted(self.pm.hook.register_commands.get_hookimpls(),
+                           key=lambda i: i.plugin_name not in BUILTIN_COMMAND_PLUGINS)
+        failed: dict[str, str] = {}
+        for impl in impls:
+            before = dict(cli.commands)
+            try:
+                impl.function(cli=cli)
+            except Exception as exc:  # a broken plugin must not take the command line down
+                failed[impl.plugin_name] = f"{type(exc).__name__}: {exc}"
+            taken = [n for n, c in before.items() if cli.commands.get(n) is not c]
+            if taken:
+                cli.commands.update({n: before[n] for n in taken})
+                failed[impl.plugin_name] = f"command name {', '.join(taken)} is taken"
+        return failed
 
     def _dist_of(self, plugin_name: str) -> tuple[str, str]:
         return self._dists.get(plugin_name, ("(registered in code)", ""))

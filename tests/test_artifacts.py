@@ -50,7 +50,7 @@ def test_cli_train(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         (["train", "--k", "0"], "positive"),
         (["train", "--k", "x"], "comma-separated"),
         (["train", "--k", "60"], "between 1 and 49"),
-        (["train", "--scale", "minmax"], "invalid choice"),
+        (["train", "--scale", "minmax"], "Invalid value for '--scale'"),
     ],
 )
 def test_cli_train_errors_are_one_line(argv: list[str], needle: str, tmp_path: Path,
@@ -58,7 +58,7 @@ def test_cli_train_errors_are_one_line(argv: list[str], needle: str, tmp_path: P
     argv = [*argv, "--out", str(tmp_path / "m")]
     try:
         code = main(argv)
-    except SystemExit as exc:  # argparse usage errors exit through SystemExit
+    except SystemExit as exc:  # usage errors exit through SystemExit
         code = int(exc.code or 0)
     err = capsys.readouterr().err
     assert code != 0

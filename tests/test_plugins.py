@@ -168,6 +168,44 @@ def test_hook_register_backends() -> None:
     assert isinstance(registry.get_backend("dummy"), Dummy)
 
 
+def test_hook_register_commands() -> None:
+    """A plugin's ``register_commands`` adds commands after the built-in groups; one
+    that raises, or takes a name already used, adds nothing and the others still work."""
+    import click
+
+    @click.command(name="hello")
+    def hello() -> None:
+        click.echo("hi")
+
+    good, clash, broken = (types.ModuleType(n) for n in ("good_cmds", "clash_cmds", "bad_cmds"))
+
+    @hookimpl
+    def add_hello(cli: click.Group) -> None:
+        cli.add_command(hello)
+
+    @hookimpl
+    def take_serve(cli: click.Group) -> None:
+        cli.add_command(click.Command("bench"))
+
+    @hookimpl
+    def boom(cli: click.Group) -> None:
+        raise RuntimeError("no commands today")
+
+    good.register_commands = add_hello  # type: ignore[attr-defined]
+    clash.register_commands = take_serve  # type: ignore[attr-defined]
+    broken.register_commands = boom  # type: ignore[attr-defined]
+    registry = Registry()
+    for module in (good, clash, broken):
+        registry.register_plugin(module, name=module.__name__)
+    group = click.Group("fishpredict")
+    failed = registry.register_commands(group)
+    assert list(group.commands)[:5] == ["perf", "cluster", "bench", "experiment", "soak"]
+    assert group.commands["hello"] is hello
+    assert group.commands["bench"].callback is not None  # the built-in bench stayed
+    assert failed == {"clash_cmds": "command name bench is taken",
+                      "bad_cmds": "RuntimeError: no commands today"}
+
+
 def test_register_after_load_recollects() -> None:
     registry = Registry()
     registry.load()
@@ -313,7 +351,7 @@ def signature_line(fn: types.FunctionType) -> str:
 
 
 def test_there_are_hooks() -> None:
-    assert [fn.__name__ for fn in hooks()] == ["register_backends"]
+    assert [fn.__name__ for fn in hooks()] == ["register_backends", "register_commands"]
 
 
 @pytest.mark.parametrize("hook", hooks(), ids=lambda fn: fn.__name__)

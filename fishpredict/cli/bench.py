@@ -1,0 +1,175 @@
+"""``fishpredict bench URL``: load-test a server; ``bench selfcheck``: the engine vs wrk.
+
+Registered through the ``register_commands`` hook, as a plugin's commands are.
+Nothing of :mod:`fishpredict.bench` is imported until the command runs, so
+``fishpredict bench --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ..errors import ConfigError
+from ..hookspecs import hookimpl
+from .options import (
+    POSITIVE_FLOAT,
+    POSITIVE_INT,
+    Header,
+    IntList,
+    chart_option,
+    json_option,
+)
+
+#: the BenchConfig field ``--protocol`` sets (added with the V2/V1 payloads)
+PROTOCOL_FIELD = "protocol"
+
+
+@click.command(short_help="load-test a server (closed or open model); `bench selfcheck`: "
+               "engine vs wrk")
+@click.argument("url", metavar="URL")
+# load shape
+@click.option("--processes", type=POSITIVE_INT, default=1, show_default=True,
+              help="worker processes, each with its own event loop")
+@click.option("--threads", type=POSITIVE_INT, default=16, show_default=True,
+              help="virtual users per process (closed model)")
+@click.option("--duration", type=POSITIVE_FLOAT, default=None, metavar="SECONDS",
+              help="run time (default 10 s, or until --requests; at most 3600 s)")
+@click.option("--requests", type=POSITIVE_INT, default=None, metavar="N",
+              help="stop after N requests in total")
+@click.option("--ramp-up", type=POSITIVE_FLOAT, default=None, metavar="SECONDS",
+              help="add users stepwise: a step every SECONDS (closed model)")
+@click.option("--ramp-step", type=POSITIVE_INT, default=None, metavar="USERS",
+              help="users added per ramp-up step (default: a tenth of all users)")
+@click.option("--ramp-initial", type=click.IntRange(min=0), default=None, metavar="USERS",
+              help="users running from the start (default: one step)")
+@click.option("--rate", type=POSITIVE_FLOAT, default=None, metavar="R",
+              help="open model: R requests/s in total at fixed intended send times")
+@click.option("--connections", type=POSITIVE_INT, default=None,
+              help="open model: connections in total (default: rate/1000, 16..256)")
+@click.option("--late-ms", type=POSITIVE_FLOAT, default=2.0, show_default=True,
+              help="open model: a send later than this (ms) counts as late")
+@click.option("--timeout", type=POSITIVE_FLOAT, default=5.0, show_default=True,
+              metavar="SECONDS", help="per-request timeout")
+# requests
+@click.option("--endpoint", type=click.Choice(["fish", "batch", "get"]), default="fish",
+              show_default=True,
+              help="fish: GET /fish; batch: POST a batch (see --protocol); get: GET the URL "
+              "as given")
+@click.option("--protocol", type=click.Choice(["native", "v2", "v1"]), default="native",
+              show_default=True,
+              help="the batch requests' protocol: native POST /predict, v2 (Open Inference "
+              "Protocol) or v1 (KServe)")
+@click.option("--batch-rows", type=POSITIVE_INT, default=16, show_default=True,
+              help="rows per batch request")
+@click.option("--body", type=click.Choice(["json", "npy"]), default="json", show_default=True,
+              help="batch body format")
+@click.option("--k", "ks", type=IntList(), default="5", show_default=True,
+              help="k, or a list cycled: 1,5,15")
+@click.option("--data", default=None, metavar="FILE", type=click.Path(dir_okay=False),
+              help="rows from a CSV/.npy/.npz file (Length,Weight[,Species]); "
+              "default: generated fish")
+@click.option("--pool-size", type=POSITIVE_INT, default=1024, show_default=True,
+              help="distinct pre-built requests")
+@click.option("--seed", type=click.INT, default=0, show_default=True,
+              help="seed for generated or sampled rows")
+@click.option("--no-check", "check", is_flag=True, flag_value=False, default=True,
+              help="do not check answers against the labels")
+@click.option("--header", "headers", type=Header(), multiple=True,
+              help="extra request header (repeatable)")
+# engine and output
+@click.option("--engine", type=click.Choice(["native", "wrk"]), default="native",
+              show_default=True, help="native, or wrk for comparison")
+@click.option("--compare-wrk", is_flag=True,
+              help="run the native engine, then wrk, same settings; print both")
+@click.option("--no-uvloop", "uvloop", is_flag=True, flag_value=False, default=True,
+              help="use asyncio's own event loop")
+@click.option("--allow-remote", is_flag=True,
+              help="allow a non-loopback target (only a host you own)")
+@json_option("write the result as JSON to FILE ('-': stdout)")
+@click.option("--csv", "csv_out", default=None, metavar="FILE",
+              help="write the per-second timeline as CSV")
+@chart_option("TPS, latency and users over time")
+@click.option("--quiet", is_flag=True, help="no live progress")
+# selfcheck
+@click.option("--rounds", type=POSITIVE_INT, default=3, show_default=True,
+              help="selfcheck: wrk/native pairs to run")
+@click.option("--users", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="selfcheck: virtual users of the final many-users phase (0 skips it)")
+def bench(url: str, **opts: Any) -> int:
+    """Load-test a fishpredict server.
+
+    Closed model (nGrinder style): PROCESSES x THREADS virtual users, each one
+    keep-alive connection with one request in flight. Open model (--rate):
+    requests at fixed intended times, latency from the intended time. URL is the
+    target, e.g. http://127.0.0.1:8000 (loopback only unless --allow-remote);
+    `fishpredict bench selfcheck` starts its own nginx and compares this engine
+    with wrk. See docs/bench.md.
+    """
+    if url == "selfcheck":
+        from ..bench.selfcheck import selfcheck
+
+        report = selfcheck(seconds=opts["duration"] or 5.0,
+                           connections=opts["connections"] or 64, rounds=opts["rounds"],
+                           users=opts["users"], processes=opts["processes"])
+        return 0 if report.speed_ok and report.users_ok else 1
+    return _run(url, opts)
+
+
+def _config(url: str, o: dict[str, Any]) -> Any:
+    import dataclasses
+
+    from ..bench import BenchConfig
+
+    extra: dict[str, Any] = {}
+    if o["protocol"] != "native":
+        if PROTOCOL_FIELD not in {f.name for f in dataclasses.fields(BenchConfig)}:
+            raise ConfigError(f"--protocol {o['protocol']} is not supported by this "
+                              "fishpredict's bench engine yet")
+        extra[PROTOCOL_FIELD] = o["protocol"]
+    return BenchConfig(
+        url=url, processes=o["processes"], threads=o["threads"], duration_s=o["duration"],
+        requests=o["requests"], ramp_up_s=o["ramp_up"], ramp_step=o["ramp_step"],
+        ramp_initial=o["ramp_initial"], rate=o["rate"], connections=o["connections"],
+        endpoint=o["endpoint"], batch_rows=o["batch_rows"], body=o["body"],
+        ks=tuple(o["ks"]), data=o["data"], pool_size=o["pool_size"], seed=o["seed"],
+        check_answers=o["check"], timeout_s=o["timeout"], late_ms=o["late_ms"],
+        engine=o["engine"], allow_remote=o["allow_remote"], use_uvloop=o["uvloop"],
+        progress=not o["quiet"], extra_headers=tuple(o["headers"]), **extra,
+    ).validated()
+
+
+def _run(url: str, o: dict[str, Any]) -> int:
+    from ..bench import run_bench
+    from ..bench.report import format_text, write_csv, write_json
+
+    config = _config(url, o)
+    result = run_bench(config)
+    click.echo(format_text(result))
+    if o["compare_wrk"] and config.engine == "native":
+        other = run_bench(config.with_(engine="wrk", progress=False))
+        click.echo()
+        click.echo(format_text(other))
+        ratio = result.rps / other.rps if other.rps else float("nan")
+        click.echo(f"\nnative {result.rps:,.0f} req/s   wrk {other.rps:,.0f} req/s   "
+                   f"native/wrk {ratio:.3f}")
+    try:
+        if o["json_out"] == "-":
+            click.echo(result.to_json())
+        elif o["json_out"]:
+            write_json(result, o["json_out"])
+        if o["csv_out"]:
+            write_csv(result, o["csv_out"])
+        if o["chart"]:
+            from ..bench.chart import write_chart
+
+            write_chart(result, o["chart"])
+    except OSError as exc:
+        raise ConfigError(f"cannot write {exc.filename}: {exc.strerror}") from None
+    return 0 if result.successes else 1
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    cli.add_command(bench)

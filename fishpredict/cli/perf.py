@@ -1,0 +1,186 @@
+"""``fishpredict perf ...``: benchmark suites that print figures and ratios side by side.
+
+Registered through the ``register_commands`` hook, as a plugin's commands are.
+Each suite's module is imported only when the suite runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from ..errors import ConfigError, FishpredictError
+from ..hookspecs import hookimpl
+from .options import (
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    json_option,
+    load_options,
+    quick_option,
+    write_json,
+)
+
+
+@click.group(short_help="benchmark suites: figures and ratios side by side")
+def perf() -> None:
+    """Benchmark suites: figures and ratios side by side, from one run."""
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    cli.add_command(perf)
+
+
+def _suite(module: str) -> Any:
+    """``fishpredict.perf.<module>``, or one clear line when it is not there."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"fishpredict.perf.{module}")
+    except ImportError as exc:
+        raise ConfigError(f"fishpredict perf {module} is not available: {exc}") from None
+
+
+@perf.command()
+@click.option("--rows", type=POSITIVE_INT, default=10_000_000,
+              help="rows for the chunked-prediction and generation parts")
+@quick_option("shorter timings, at most 1M rows")
+@json_option("also write the figures as JSON to FILE ('-': stdout)")
+def predictor(rows: int, quick: bool, json_out: str | None) -> int:
+    """Fast path vs scikit-learn, memory, generation."""
+    write_json(json_out, _suite("predictor").run(big_rows=rows, quick=quick))
+    return 0
+
+
+@perf.command()
+@quick_option("a short run")
+@json_option("also write the figures as JSON to FILE ('-': stdout)")
+def models(quick: bool, json_out: str | None) -> int:
+    """A zoo of models: one row and 64 rows, each fast path vs scikit-learn."""
+    write_json(json_out, _suite("models").run(quick=quick))
+    return 0
+
+
+@perf.command()
+@quick_option("a short run")
+@click.option("--mlserver", default=None, metavar="PATH",
+              help="the mlserver executable (default: found on PATH or installed on demand)")
+@json_option("also write the figures as JSON to FILE ('-': stdout)")
+def peers(quick: bool, mlserver: str | None, json_out: str | None) -> int:
+    """fishpredict vs MLServer on the same model files and load."""
+    write_json(json_out, _run(lambda: _suite("peers").run(quick=quick, mlserver=mlserver)))
+    return 0
+
+
+def _load(duration: float | None, connections: int, quick: bool, settle: float | None) -> Any:
+    from ..perf.loads import Load
+
+    seconds = duration or (3.0 if quick else 10.0)
+    return Load(duration_s=seconds, connections=connections,
+                warmup_s=min(0.5 if quick else 1.0, seconds), settle_s=settle or 0.0)
+
+
+@perf.command(short_help="every backend vs the seed's server: req/s, p50, p99, errors, ratios")
+@load_options("server")
+@click.option("--backends", "backend_list", default="starlette,aiohttp,socket",
+              show_default=True, help="comma-separated backends to compare")
+def serving(duration: float | None, connections: int, quick: bool, settle: float | None,
+            json_out: str | None, chart: str | None, backend_list: str) -> int:
+    """Every backend vs the seed's server: req/s, p50, p99, errors, ratios.
+
+    Start the seed's FastAPI server (the baseline), then each backend (1 and 2
+    workers), one at a time, and load each with the same closed-model load from
+    fishpredict's bench engine. See docs/performance.md.
+    """
+    from ..perf import serving as suite
+
+    backends = _backends(backend_list)
+    load = _load(duration, connections, quick, settle)
+    figures = _run(lambda: suite.run(load, backends))
+    _outputs(figures, "serving", json_out, chart)
+    return 0
+
+
+@perf.command(short_help="micro-batching, workers, bulk .npy vs one request per row, vs nginx")
+@load_options("configuration")
+@click.option("--backends", "backend_list", default="socket", show_default=True,
+              help="backends for the batching and workers parts")
+@click.option("--bulk-rows", type=POSITIVE_INT, default=100_000,
+              help="generated rows of the bulk part (default 100,000)")
+@click.option("--slice", "slice_requests", type=POSITIVE_INT, default=None, metavar="N",
+              help="sequential GET /fish requests measured and extrapolated "
+              "(default 2,000; 500 with --quick)")
+@click.option("--batch-wait-us", type=NON_NEGATIVE_INT, default=0, metavar="US",
+              help="part a also runs batching on with this --batch-wait-us, to compare with "
+              "serve's default (default 0: no wait)")
+@click.option("--flat-rows", type=POSITIVE_INT, default=None, metavar="N",
+              help="part c2 runs `fishpredict predict --url` on N and 10 x N rows "
+              "(default 1,000,000; 200,000, one chunk, with --quick)")
+@click.option("--memory-rows", type=POSITIVE_INT, default=None, metavar="N",
+              help="training rows of the model part e serves (default 2,000,000; "
+              "500,000 with --quick)")
+@click.option("--memory-workers", type=POSITIVE_INT, default=4, show_default=True,
+              metavar="N", help="workers part e compares with 1")
+@click.option("--parts", default="abcde", show_default=True,
+              help="which parts to run: any of a, b, c, d, e (a and b run together)")
+def scaling(duration: float | None, connections: int, quick: bool, settle: float | None,
+            json_out: str | None, chart: str | None, backend_list: str, bulk_rows: int,
+            slice_requests: int | None, batch_wait_us: int, flat_rows: int | None,
+            memory_rows: int | None, memory_workers: int, parts: str) -> int:
+    """Micro-batching, workers, bulk .npy vs one request per row, vs nginx.
+
+    In one run: micro-batching on vs off and 2 workers vs 1 on the scikit-learn
+    path; 100,000 rows x 5 k through the .npy endpoint vs one GET /fish per row
+    the seed's way; the socket backend vs nginx answering a fixed response; the
+    memory of N workers vs 1. See docs/performance.md.
+    """
+    from ..perf import scaling as suite
+
+    backends = _backends(backend_list)
+    load = _load(duration, connections, quick, settle)
+    figures = _run(lambda: suite.run(
+        load, backends, bulk_rows=bulk_rows,
+        slice_requests=slice_requests or (500 if quick else 2000),
+        parts=parts, wait_us=batch_wait_us,
+        flat_rows=flat_rows or (200_000 if quick else 1_000_000),
+        memory_rows=memory_rows or (500_000 if quick else 2_000_000),
+        memory_workers=memory_workers))
+    _outputs(figures, "scaling", json_out, chart)
+    return 0
+
+
+def _run(run: Callable[[], Any]) -> Any:
+    """Run a suite; a server that fails to start becomes one clear error line."""
+    from ..testing.server import ServerError
+
+    try:
+        return run()
+    except ServerError as exc:
+        lines = str(exc).strip().splitlines()
+        detail = lines[-1].strip() if len(lines) > 1 else ""
+        raise FishpredictError(f"{lines[0]}" + (f" ({detail})" if detail else "")) from None
+
+
+def _backends(text: str) -> tuple[str, ...]:
+    """``--backends a,b``: each one installed and usable, checked before any server starts."""
+    from ..plugins import registry
+
+    names = tuple(b.strip() for b in text.split(",") if b.strip())
+    if not names:
+        raise ConfigError("--backends needs at least one backend")
+    for name in names:
+        registry().get_available_backend(name)
+    return names
+
+
+def _outputs(figures: Any, suite: str, json_out: str | None, chart: str | None) -> None:
+    write_json(json_out, figures)
+    if chart:
+        from ..perf.chart import write_chart
+
+        try:
+            write_chart(figures, suite, chart)
+        except OSError as exc:
+            raise ConfigError(f"cannot write {exc.filename}: {exc.strerror}") from None
