@@ -9,9 +9,10 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pytest
 
-from fishpredict.cli import build_parser, main
+from fishpredict.cli import cli, main
 from fishpredict.testing.server import ServerProcess, start_server
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -46,8 +47,7 @@ def test_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_every_command_in_the_table_exists() -> None:
-    parser = build_parser()
-    names = set(parser._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    names = set(cli.list_commands(click.Context(cli)))
     table = re.findall(r"^\| `fishpredict (\w+)", README.read_text("utf-8"), re.M)
     assert table and set(table) <= names
 

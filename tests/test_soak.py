@@ -52,7 +52,7 @@ def test_check_answer_catches_each_kind_of_wrong() -> None:
 
 def test_short_soak_passes_with_nothing_lost(tmp_path: Path) -> None:
     out = tmp_path / "soak.json"
-    run = soak("--backend", "socket", "--duration", "8", "--out-json", str(out))
+    run = soak("--backend", "socket", "--duration", "8", "--json", str(out))
     assert run.returncode == 0, run.stdout + run.stderr
     assert "unexpected errors    0" in run.stdout
     assert "result               PASS" in run.stdout

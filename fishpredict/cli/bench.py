@@ -67,7 +67,7 @@ PROTOCOL_FIELD = "protocol"
               help="batch body format")
 @click.option("--k", "ks", type=IntList(), default="5", show_default=True,
               help="k, or a list cycled: 1,5,15")
-@click.option("--data", default=None, metavar="FILE", type=click.Path(dir_okay=False),
+@click.option("--data", default=None, metavar="FILE",
               help="rows from a CSV/.npy/.npz file (Length,Weight[,Species]); "
               "default: generated fish")
 @click.option("--pool-size", type=POSITIVE_INT, default=1024, show_default=True,

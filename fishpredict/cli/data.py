@@ -49,7 +49,7 @@ def generate(rows: int, seed: int, out: str, chunk_rows: int | None) -> int:
 
 
 @data.command()
-@click.option("--data", "source", default=None, type=click.Path(dir_okay=False),
+@click.option("--data", "source", default=None,
               help="file to sample (.csv, .parquet, .npy or .npz), read once in chunks; if "
               "omitted, the N rows are drawn from the generator directly (the same rows as "
               "'data generate --rows N --seed SEED')")

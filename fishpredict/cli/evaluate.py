@@ -19,7 +19,7 @@ from .options import (
 
 
 @click.command(short_help="accuracy and speed of each k on labelled fish")
-@click.option("--data", required=True, type=click.Path(dir_okay=False),
+@click.option("--data", required=True,
               help="labelled data file (.csv, .parquet, .npy or .npz), e.g. from 'data sample'")
 @k_option()
 @models_option("a model file or directory (as `serve --models`), repeatable (default: models "
