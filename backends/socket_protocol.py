@@ -44,6 +44,8 @@ _WANTED: Final = {
     b"content-length": "content-length",
     b"expect": "expect",
     b"connection": "connection",
+    # the V2 binary tensor data extension: bytes of JSON before the binary tensors
+    b"inference-header-content-length": "inference-header-content-length",
 }
 _METHODS: Final = {m.encode(): m for m in ("GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS")}
 _NO_HEADERS: Final[Mapping[str, str]] = MappingProxyType({})
