@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, ClassVar
 from fishpredict import hookimpl
 from fishpredict.backend import Backend
 
+from .commands import register_commands  # noqa: F401 (the hook adding `httpserver-info`)
+
 if TYPE_CHECKING:
     from fishpredict.contract import Service
 
