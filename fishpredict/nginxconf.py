@@ -54,6 +54,18 @@ class Upstream:
         )
 
 
+#: where Debian's nginx packages put the binary (often not on a non-root PATH)
+DEBIAN_NGINX = "/usr/sbin/nginx"
+
+
+def nginx_path() -> str | None:
+    """The installed nginx binary: ``nginx`` on PATH, else Debian's, else None."""
+    found = shutil.which("nginx")
+    if found is None and os.access(DEBIAN_NGINX, os.X_OK):
+        found = DEBIAN_NGINX
+    return found
+
+
 def find_nginx(explicit: str | None = None) -> str:
     """The nginx binary to run; :class:`ClusterError` saying how to install it."""
     hint = "install it (apt-get install nginx-light) or pass --nginx PATH"
@@ -62,9 +74,7 @@ def find_nginx(explicit: str | None = None) -> str:
         if found is None:
             raise ClusterError(f"nginx not found at {explicit}: {hint}")
         return found
-    found = shutil.which("nginx")
-    if found is None and os.access("/usr/sbin/nginx", os.X_OK):
-        found = "/usr/sbin/nginx"
+    found = nginx_path()
     if found is None:
         raise ClusterError(f"nginx not found on PATH or at /usr/sbin/nginx: {hint}")
     return found

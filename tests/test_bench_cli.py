@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from fishpredict.bench.fixedserver import fixed_nginx, free_port, nginx_path
+from fishpredict.bench.fixedserver import fixed_nginx
 from fishpredict.cli import main
+from fishpredict.nginxconf import nginx_path
+from fishpredict.ports import free_port
 
 
 def test_remote_target_is_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,10 +8,11 @@ from collections.abc import Iterator
 import pytest
 
 from fishpredict.bench import BenchConfig, run_bench
-from fishpredict.bench.fixedserver import fixed_nginx, nginx_path
+from fishpredict.bench.fixedserver import fixed_nginx
 from fishpredict.bench.payloads import build_pool
 from fishpredict.bench.wrk import BEGIN, END, lua_script, parse_wrk_output, wrk_command, wrk_path
 from fishpredict.errors import ConfigError, FishpredictError
+from fishpredict.nginxconf import nginx_path
 
 SAMPLE = f"""Running 2s test @ http://127.0.0.1:8080/
   1 threads and 8 connections

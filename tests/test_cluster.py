@@ -29,6 +29,7 @@ from fishpredict import nginxconf, procs
 from fishpredict.cli import main
 from fishpredict.cluster import Cluster, ClusterConfig, check_port_free, find_nginx, log_tail
 from fishpredict.errors import ClusterError, ConfigError
+from fishpredict.ports import free_port
 from fishpredict.procs import ProcessRecord, live_process
 
 NGINX: str | None
@@ -64,12 +65,6 @@ needs_backend = pytest.mark.skipif(
 def cluster_test(test: Callable[..., None]) -> Callable[..., None]:
     """Mark a test that starts replicas and a real nginx."""
     return pytest.mark.nginx(needs_nginx(needs_backend(test)))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def running(pid: int, create_time: float) -> bool:

@@ -17,7 +17,6 @@ import contextlib
 import http.client
 import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from fishpredict.bench import BenchConfig, BenchResult, run_bench
 from fishpredict.cluster import Cluster, ClusterConfig, find_nginx
 from fishpredict.errors import ClusterError
+from fishpredict.ports import free_port
 from fishpredict.procs import live_process
 
 try:
@@ -46,12 +46,6 @@ pytestmark = [
 #: the bench: closed model, 16 users, varied inputs, answers checked
 USERS = 16
 KS = (1, 5, 15, 25)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

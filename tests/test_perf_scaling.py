@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fishpredict.bench.fixedserver import nginx_path
 from fishpredict.cli import main
+from fishpredict.nginxconf import nginx_path
 from fishpredict.perf.bulk import SequentialTiming, disagreements
 
 VERDICT = re.compile(r" (MET|NOT MET)$")

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..errors import ConfigError, FishpredictError
+from ..nginxconf import nginx_path
+from ..ports import free_port, wait_for_port
 
-NGINX = "/usr/sbin/nginx"
 FIXED_BODY = '{"prediction":"bream"}'
 
 _CONF = """\
@@ -62,34 +60,6 @@ class FixedServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-
-def nginx_path() -> str | None:
-    """The nginx binary (``/usr/sbin/nginx`` or on PATH), if installed."""
-    if os.access(NGINX, os.X_OK):
-        return NGINX
-    return shutil.which("nginx")
-
-
-def free_port() -> int:
-    """A loopback TCP port that is free right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_port(
-    port: int, timeout_s: float = 10.0, proc: subprocess.Popen[bytes] | None = None
-) -> None:
-    """Return once 127.0.0.1:``port`` accepts a connection; raise after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise FishpredictError(f"server exited with code {proc.returncode} before listening")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.02)
-    raise FishpredictError(f"nothing listened on 127.0.0.1:{port} within {timeout_s:g} s")
 
 
 @contextlib.contextmanager

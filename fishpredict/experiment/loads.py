@@ -25,7 +25,8 @@ from ..bench import BenchResult, run_bench
 from ..bench.result import TimelineRow
 from ..cluster import Cluster, ClusterConfig
 from ..errors import FishpredictError
-from ..perf.servers import fishpredict_server, free_port, seed_server
+from ..perf.servers import fishpredict_server, seed_server
+from ..ports import free_port
 from ..testing.server import ServerError
 from .options import SeedOptions
 

@@ -13,7 +13,6 @@ import contextlib
 import http.client
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..ports import free_port
 from ..testing.server import ServerProcess, start_server
 
 SEED_APP = Path(__file__).resolve().parents[2] / "examples" / "seed_server" / "app.py"
@@ -33,13 +33,6 @@ def fishpredict_server(backend: str, *args: str, timeout: float = 60.0
     """``fishpredict serve --backend BACKEND --port 0 ARGS``, ready; stopped on exit."""
     with start_server(backend, *args, timeout=timeout) as srv:
         yield srv
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class SeedServer:
