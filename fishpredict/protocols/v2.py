@@ -186,8 +186,6 @@ def _outputs(model: LoadedModel, doc: dict[str, Any],
                 f"model {model.name!r} has no output {name[:40]!r}{why}; it gives "
                 f"{', '.join(known)}"
             )
-        if any(n == name for n, _ in out):
-            raise InvalidInputError(f"output {name!r} is asked for twice")
         out.append((name, binary.wants_binary(parameters_of(item, f"output {name!r}"), params)))
     return tuple(out)
 

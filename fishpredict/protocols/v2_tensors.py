@@ -94,15 +94,24 @@ def header(doc: Any, i: int) -> tuple[str, str, tuple[int, ...], Mapping[str, An
             f"input {name!r}: datatype must be one of {', '.join(DTYPES)}, got {_short(datatype)}"
         )
     shape = doc.get("shape")
-    if not isinstance(shape, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
-    ):
+    if not isinstance(shape, list) or not all(_dimension(d) for d in shape):
         raise InvalidInputError(
             f"input {name!r}: shape must be a list of non-negative integers, got {_short(shape)}"
         )
-    if math.prod(shape) > MAX_ELEMENTS:
-        raise InvalidInputError(f"input {name!r}: shape {shape} is over {MAX_ELEMENTS} elements")
-    return name, datatype, tuple(shape), parameters_of(doc, f"input {name!r}")
+    dims = tuple(int(d) for d in shape)
+    if math.prod(dims) > MAX_ELEMENTS:
+        raise InvalidInputError(f"input {name!r}: shape {list(dims)} is over {MAX_ELEMENTS} "
+                                "elements")
+    return name, datatype, dims, parameters_of(doc, f"input {name!r}")
+
+
+def _dimension(d: Any) -> bool:
+    """A non-negative integer (``2.0`` too: JSON Schema counts it as an integer)."""
+    if isinstance(d, bool):
+        return False
+    if isinstance(d, float):
+        return d.is_integer() and 0 <= d < 2**63
+    return isinstance(d, int) and d >= 0
 
 
 # ---- JSON data -------------------------------------------------------------------------
