@@ -26,10 +26,14 @@ from typing import Final
 
 from ..errors import ConfigError
 
-#: the MLServer releases the peer benchmark was written against, and the uvloop of
-#: their day: MLServer 1.7.1's inference workers call ``asyncio.get_event_loop()``
-#: before any loop runs, which uvloop 0.22 and later refuse (the worker dies at start)
+#: the MLServer releases the peer benchmark was written against; the uvloop of their
+#: day (MLServer 1.7.1's inference workers call ``asyncio.get_event_loop()`` before any
+#: loop runs, which uvloop 0.22 and later refuse: the worker dies at start)
 MLSERVER_PACKAGES: Final = ("mlserver==1.7.1", "mlserver-sklearn==1.7.1", "uvloop==0.21.0")
+#: taken at this process's release: what a joblib file needs to unpickle the same, and
+#: httptools, which MLServer does not require but with which uvicorn parses HTTP in C
+#: instead of with h11: MLServer gets its fastest HTTP path, as fishpredict has it
+SAME_AS_HERE: Final = ("scikit-learn", "joblib", "numpy", "httptools")
 MARKER: Final = ".fishpredict-ready"
 #: longest a pip install may take (seconds)
 INSTALL_TIMEOUT_S: Final = 1800.0
@@ -41,12 +45,11 @@ def default_venv() -> Path:
 
 
 def pinned_packages() -> tuple[str, ...]:
-    """What goes into the environment: MLServer, and this process's releases of the
-    libraries a joblib model file needs to unpickle the same."""
+    """What goes into the environment: MLServer, and :data:`SAME_AS_HERE` at the
+    releases this process runs."""
     from importlib.metadata import version
 
-    same = tuple(f"{name}=={version(name)}" for name in ("scikit-learn", "joblib", "numpy"))
-    return MLSERVER_PACKAGES + same
+    return MLSERVER_PACKAGES + tuple(f"{name}=={version(name)}" for name in SAME_AS_HERE)
 
 
 def _bin(venv: Path, name: str) -> Path:

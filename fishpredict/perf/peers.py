@@ -54,19 +54,27 @@ class Outcome:
         return self.answers.ok and self.load.error_count == 0 and self.load.requests > 0
 
 
-def load_for(quick: bool, connections: int) -> Load:
+def per_cpu_second(m: Measurement) -> str:
+    if not m.server_cores:
+        return "-"
+    return f"{m.rps / m.server_cores:,.0f}"
+
+
+def load_for(quick: bool, connections: int, settle_s: float = 0.0) -> Load:
     """The load each (server, model) gets: 10 s after a 2 s warm-up; ``quick`` 3 s after
     1 s. ``ks`` is unused (the pool carries the requests)."""
     if quick:
-        return Load(duration_s=3.0, connections=connections, warmup_s=1.0)
-    return Load(duration_s=10.0, connections=connections, warmup_s=2.0)
+        return Load(duration_s=3.0, connections=connections, warmup_s=1.0, settle_s=settle_s)
+    return Load(duration_s=10.0, connections=connections, warmup_s=2.0, settle_s=settle_s)
 
 
 def describe(load: Load) -> str:
+    settle = (f"; before each load, up to {load.settle_s:g} s waiting for an idle machine"
+              if load.settle_s > 0 else "")
     return (f"closed model, {load.connections} keep-alive connections, one request in "
             f"flight on each, {load.duration_s:g} s per model after a {load.warmup_s:g} s "
             "warm-up; V2 JSON POST /v2/models/NAME/infer, one row per request, the same "
-            "1,024 distinct rows for both servers")
+            f"1,024 distinct rows for both servers{settle}")
 
 
 def mlserver_starter(executable: Path) -> Starter:
@@ -107,12 +115,14 @@ def measure_server(name: str, starter: Starter, models: list[PeerModel], work: P
 
 
 def run(*, quick: bool = False, mlserver: str | None = None, connections: int = 64,
-        say: Say = print) -> dict[str, Any]:
+        settle_s: float = 0.0, say: Say = print) -> dict[str, Any]:
     """Run the comparison, print it, return its figures as a JSON-able dict.
 
     ``mlserver``: a virtual environment with MLServer, or an ``mlserver`` executable
-    (default: the environment this command makes on first use)."""
-    load = load_for(quick, connections)
+    (default: the environment this command makes on first use). ``settle_s``: before
+    each load wait up to this long for an idle machine, and load again (up to 3 times)
+    when other processes disturbed it (:func:`fishpredict.perf.loads.measure`)."""
+    load = load_for(quick, connections, settle_s)
     say(header("fishpredict perf peers"))
     say(load_line())
     exe = mlserver_executable(mlserver, say=say)
@@ -139,7 +149,7 @@ def report(models: list[PeerModel], theirs: list[Outcome], ours: list[Outcome], 
     say(f"\n## requests/s at {load.connections} connections, one row per request")
     rows: list[tuple[str, ...]] = [(
         "model", "server", "req/s", "p50 ms", "p99 ms", "errors", "answers",
-        f"vs {peer_name}", "server CPU", "gen CPU", "other CPU",
+        f"vs {peer_name}", "server CPU", "req/CPU-s", "gen CPU", "other CPU",
     )]
     per_model: dict[str, Any] = {}
     verdicts: dict[str, bool] = {}
@@ -150,8 +160,8 @@ def report(models: list[PeerModel], theirs: list[Outcome], ours: list[Outcome], 
                 m.name, out.server, f"{out.load.rps:,.0f}", f"{out.load.p50_ms:.2f}",
                 f"{out.load.p99_ms:.2f}", errors_text(out.load),
                 f"{out.answers.correct}/{out.answers.checked}", shown,
-                cores(out.load.server_cores), cores(out.load.generator_cores),
-                cores(out.load.other_cores),
+                cores(out.load.server_cores), per_cpu_second(out.load),
+                cores(out.load.generator_cores), cores(out.load.other_cores),
             ))
         verdicts[f"{m.name}_ratio"] = x >= TARGET_RATIO
         verdicts[f"{m.name}_clean"] = t.ok and o.ok
@@ -163,6 +173,9 @@ def report(models: list[PeerModel], theirs: list[Outcome], ours: list[Outcome], 
         }
     say(table(rows))
     say(cpu_legend())
+    say("(req/CPU-s: requests answered per second of the server's CPU time; on a busy "
+        "machine, where a server gets less than a core, it compares the servers' costs "
+        "better than req/s does)")
     say("\n## targets")
     for m, t, o in zip(models, theirs, ours, strict=True):
         ok = verdicts[f"{m.name}_ratio"]
