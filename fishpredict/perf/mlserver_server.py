@@ -21,7 +21,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
@@ -30,19 +29,13 @@ from pathlib import Path
 from typing import Any, Final
 
 from ..errors import ConfigError
+from ..ports import free_port
 
 MAX_BATCH_SIZE: Final = 64
 MAX_BATCH_TIME_S: Final = 0.005
 START_TIMEOUT_S: Final = 180.0
 STOP_TIMEOUT_S: Final = 20.0
 LOG_NAME: Final = "mlserver.log"
-
-
-def free_port() -> int:
-    """A loopback TCP port free right now (MLServer takes ports, not port 0)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def server_settings(http_port: int, grpc_port: int) -> dict[str, Any]:
