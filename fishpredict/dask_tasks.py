@@ -70,10 +70,15 @@ def model_ref(
     models: Any, model: str | int | None = None, *, trust: bool = False, fast_path: bool = True
 ) -> tuple[ModelRef, LoadedModel]:
     """The model ``model`` of ``models`` (what :class:`Predictor` takes), loaded here once
-    to check it, and the reference a worker loads it by."""
+    to check it and read its signature, and the reference a worker loads it by.
+
+    Here it is loaded without its fast path (the client predicts nothing; compiling
+    and checking a 100-tree forest's fast path takes seconds); ``fast_path`` is what
+    the workers do.
+    """
     from .predictor import Predictor
 
-    m = Predictor(models, trust=trust, fast_path=fast_path).model(model)
+    m = Predictor(models, trust=trust, fast_path=False).model(model)
     sig_doc = None
     if m.path is not None:
         entry = manifest.entry_for(Path(m.path))
