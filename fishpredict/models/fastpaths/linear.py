@@ -164,20 +164,22 @@ def compile(estimator: Any) -> LinearClassifier | LinearRegressor | None:
 
 
 def boundary_rows(fast: LinearClassifier | LinearRegressor, X: FloatArray) -> FloatArray:
-    """Rows ``X`` (in the space the final step sees) moved onto each class's decision
-    boundary: scores within rounding of zero, where any difference would show."""
+    """Rows ``X`` (in the space the final step sees) moved onto the decision boundary:
+    the score at zero (two classes) or two neighbouring classes' scores equal, where
+    any rounding difference would show."""
     if not isinstance(fast, LinearClassifier):
         return X[:0]
     w = np.asarray(fast._w, dtype=np.float64)
     if w.ndim == 1:
         w = w[:, None]
     b = np.broadcast_to(np.asarray(fast._b, dtype=np.float64), (w.shape[1],))
+    if w.shape[1] == 1:
+        planes = [(w[:, 0], float(b[0]))]
+    else:
+        planes = [(w[:, c] - w[:, c + 1], float(b[c] - b[c + 1])) for c in range(w.shape[1] - 1)]
     out = []
-    for c in range(w.shape[1]):
-        col, norm = w[:, c], float(w[:, c] @ w[:, c])
-        if norm == 0:
-            continue
-        s = X @ col + b[c]
-        out.append(X - np.outer(s / norm, col))
+    for col, bias in planes:
+        norm = float(col @ col)
+        if norm > 0:
+            out.append(X - np.outer((X @ col + bias) / norm, col))
     return np.vstack(out) if out else X[:0]
-
