@@ -17,7 +17,11 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigError
 
-Endpoint = Literal["fish", "batch", "get"]
+#: what each request is: ``GET /fish`` (one row), ``POST /predict`` (``batch_rows`` rows),
+#: a fixed ``GET``, or ``batch_rows`` rows in the V2 (``/v2/models/{model}/infer``) or
+#: KServe V1 (``/v1/models/{model}:predict``) protocol
+Endpoint = Literal["fish", "batch", "get", "v2", "v1"]
+ENDPOINTS: tuple[str, ...] = ("fish", "batch", "get", "v2", "v1")
 BodyFormat = Literal["json", "npy"]
 Engine = Literal["native", "wrk"]
 
@@ -106,6 +110,8 @@ class BenchConfig:
     rate: float | None = None
     connections: int | None = None
     endpoint: Endpoint = "fish"
+    #: the model a ``v2``/``v1`` request names (default: the fish KNN of each k in ``ks``)
+    model: str | None = None
     batch_rows: int = 16
     body: BodyFormat = "json"
     ks: tuple[int, ...] = (5,)
@@ -222,8 +228,10 @@ class BenchConfig:
             raise ConfigError(f"timeout must be in (0, 600] seconds, got {self.timeout_s}")
         if self.late_ms <= 0:
             raise ConfigError("late threshold must be positive")
-        if self.endpoint not in ("fish", "batch", "get"):
-            raise ConfigError(f"unknown endpoint {self.endpoint!r}; known: fish, batch, get")
+        if self.endpoint not in ENDPOINTS:
+            raise ConfigError(f"unknown endpoint {self.endpoint!r}; known: {', '.join(ENDPOINTS)}")
+        if self.model is not None and (not self.model or "/" in self.model):
+            raise ConfigError(f"model must be a model's name, got {self.model!r}")
         if self.body not in ("json", "npy"):
             raise ConfigError(f"unknown body format {self.body!r}; known: json, npy")
         if self.engine not in ("native", "wrk"):

@@ -95,6 +95,8 @@ def build_pool(config: BenchConfig, rows: Rows | None = None) -> Pool:
     n = config.batch_rows
     need = config.pool_size * n
     rows = rows if rows is not None else load_rows(config.data, need, config.seed)
+    if config.endpoint in ("v2", "v1"):
+        return _protocol_pool(config, rows, prefix, extra)
     reqs, exp = [], []
     for i in range(config.pool_size):
         idx = np.arange(i * n, (i + 1) * n) % len(rows)
@@ -131,6 +133,38 @@ def build_pool(config: BenchConfig, rows: Rows | None = None) -> Pool:
     )
 
 
+def _protocol_pool(config: BenchConfig, rows: Rows, prefix: str,
+                   extra: list[tuple[str, str]]) -> Pool:
+    """``batch_rows`` rows per request in the V2 or KServe V1 protocol (JSON)."""
+    from ..artifacts import model_name
+
+    target, n, check = config.target, config.batch_rows, config.check_answers
+    reqs: list[bytes] = []
+    exp: list[Expected] = []
+    for i in range(config.pool_size):
+        idx = np.arange(i * n, (i + 1) * n) % len(rows)
+        X = rows.X[idx]
+        model = config.model or model_name(config.ks[i % len(config.ks)])
+        if config.endpoint == "v2":
+            path = f"{prefix}/v2/models/{model}/infer"
+            doc: dict[str, object] = {"inputs": [{
+                "name": "input-0", "datatype": "FP64", "shape": list(X.shape),
+                "data": X.reshape(-1).tolist()}]}
+        else:
+            path = f"{prefix}/v1/models/{model}:predict"
+            doc = {"instances": X.tolist()}
+        body = json.dumps(doc, separators=(",", ":")).encode()
+        head = _head("POST", path, target, [
+            ("Content-Type", "application/json"), ("Content-Length", str(len(body))), *extra])
+        reqs.append(head + body)
+        exp.append(tuple(int(v) for v in rows.y[idx]) if check and rows.y is not None else None)
+    shown = config.model or "knn-k{" + ",".join(map(str, config.ks)) + "}"
+    where = (f"/v2/models/{shown}/infer" if config.endpoint == "v2"
+             else f"/v1/models/{shown}:predict")
+    return Pool(tuple(reqs), tuple(exp), n, f"POST {prefix}{where} ({n} rows/request, "
+                f"{config.endpoint.upper()} JSON)")
+
+
 def fish_answer(body: bytes) -> int | None:
     """The label in a ``/fish`` answer, by a bytes search (``None`` if there is none).
 
@@ -157,9 +191,18 @@ def fish_answer(body: bytes) -> int | None:
 def batch_answers(body: bytes, expected: tuple[int, ...]) -> int:
     """How many rows of a batch answer match ``expected`` (0 if unreadable)."""
     try:
-        preds = json.loads(body)["predictions"]
-    except (ValueError, KeyError, TypeError):
+        doc = json.loads(body)
+        # /predict and KServe V1: "predictions"; V2: the first output's data
+        preds = doc["predictions"] if "predictions" in doc else doc["outputs"][0]["data"]
+    except (ValueError, KeyError, TypeError, IndexError):
         return 0
     if not isinstance(preds, list) or len(preds) != len(expected):
         return 0
-    return sum(1 for p, e in zip(preds, expected, strict=True) if _NAMES.get(str(p).encode()) == e)
+    return sum(1 for p, e in zip(preds, expected, strict=True) if _label(p) == e)
+
+
+def _label(p: object) -> int | None:
+    """A predicted label: a species name, or the class value itself (V1/V2 answers)."""
+    if isinstance(p, int) and not isinstance(p, bool):
+        return p
+    return _NAMES.get(str(p).encode())
