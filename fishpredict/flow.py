@@ -39,6 +39,8 @@ has not read yet (urllib and requests send a whole body before they read). So:
    the answer left, the connection is aborted (:func:`still_sending` gives a
    large answer the client is still reading more time).
 
+A backend on asyncio streams does all three with :func:`linger_stream`.
+
 :class:`Limits` is what one worker's connections share: the limits from the
 config, the open-connection count (:meth:`Limits.admit`), a coarse clock, the
 ``Date`` line, and :meth:`Limits.sweep`, one task that tells each connection
@@ -313,6 +315,30 @@ def still_sending(transport: asyncio.Transport, unsent: int) -> int:
     return size if 0 < size < unsent else 0
 
 
+async def linger_stream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """The lingering close for a backend on asyncio streams: call it after the last
+    answer (a refusal) is written. Shuts our side once the answer is sent, drops
+    what still arrives until the client closes, then closes; aborts past
+    :data:`LINGER_BYTES` or :data:`LINGER_SECONDS`."""
+    transport = writer.transport
+    dropped = 0
+    try:
+        async with asyncio.timeout(LINGER_SECONDS):
+            await writer.drain()
+            if not half_close(transport):  # type: ignore[arg-type]
+                return
+            while chunk := await reader.read(1 << 16):
+                dropped += len(chunk)
+                if dropped > LINGER_BYTES:
+                    break
+            else:
+                transport.close()  # the client closed its side: a clean end
+                return
+    except (TimeoutError, OSError):
+        pass
+    transport.abort()
+
+
 __all__ = [
     "BODY",
     "HEAD",
@@ -334,6 +360,7 @@ __all__ = [
     "head_timeout",
     "headers_too_large",
     "internal_error",
+    "linger_stream",
     "seconds",
     "still_sending",
     "upgrade_refused",

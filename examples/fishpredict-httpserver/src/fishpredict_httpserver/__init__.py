@@ -1,5 +1,5 @@
-"""fishpredict-httpserver: a fishpredict serving backend on the standard library's
-``http.server``, and a complete example of a third-party backend plugin.
+"""fishpredict-httpserver: a fishpredict serving backend on asyncio streams and
+httptools, and a complete example of a third-party backend plugin.
 
 The entry point (group ``fishpredict``) names :mod:`fishpredict_httpserver.plugin`;
 ``fishpredict serve --backend httpserver`` then serves through

@@ -1,398 +1,277 @@
-"""The fishpredict HTTP contract over the standard library's ``http.server``.
+"""The fishpredict HTTP contract on asyncio streams, parsed by httptools (llhttp).
 
-``ThreadingHTTPServer`` serves the listening socket fishpredict already bound,
-in a thread of its own; each connection gets a thread that reads a request,
-calls :meth:`fishpredict.contract.Service.handle` and writes the
-:class:`~fishpredict.contract.Response` back. The backend only moves bytes:
-routing, validation, errors and encoding all happen in ``Service``.
-
-Limits honoured here (the rest are the Service's): ``max_body_bytes`` (checked
-on ``Content-Length`` before reading, and while reading a chunked body),
-``max_connections`` (more: 503 and close), ``max_inflight`` (more requests being
-answered at once: 503 + ``Retry-After``), ``keepalive_timeout`` (an idle
-connection is closed), ``header_timeout`` and ``request_timeout`` (a head or a
-body that does not arrive in time: 408 and close) and ``drain_timeout`` (on
-stop: no new connections, idle ones closed at once, busy ones finish their
-request).
-
-``http.server`` parses leniently, so the handler reads each request with
-:mod:`fishpredict_httpserver.guards` instead (strict request line and header
-fields, one unambiguous body framing, a deadline per phase of reading) and
-answers what they refuse with the contract's JSON error (400, 408, 431) and a
-close. No response names the server's software or version.
+One coroutine per connection reads bytes, feeds them to
+``httptools.HttpRequestParser`` (strict framing: no smuggling shapes, no
+HTTP/0.9) and answers each complete request, in order, with
+:meth:`fishpredict.contract.Service.handle_async`. Routing, validation, errors
+and encoding happen in ``Service``; the limits and refusals every backend
+shares come from :mod:`fishpredict.flow` (``Limits.admit`` and
+``too_many_connections()`` 503, ``headers_too_large()`` 431 counted with
+``field_bytes``, ``head_timeout()``/``body_timeout()`` 408, ``bad_request()``
+400, ``upgrade_refused()``), the 413 from ``Service.body_limit_response``, the
+503s from ``Service.overloaded()`` and ``cut_off()``, the bytes from
+:mod:`fishpredict.wire`. Each refusal is counted (``Limits.rejected``), says
+``Connection: close`` (``Limits.refusal``) and ends with ``flow.linger_stream``:
+the rest of the body is read and dropped, so a client still sending reads it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import logging
 import socket
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from urllib.parse import unquote, urlsplit
+from typing import NamedTuple
+from urllib.parse import unquote
 
-from fishpredict.contract import Response, Service, describe_status, error
+import httptools
 
-from .guards import REQUEST_LINE, BadHead, DeadlineReader, ReadTimeout, chunk_size, read_head
+from fishpredict import flow, wire
+from fishpredict.contract import Response, Service
+from fishpredict.flow import BODY, HEAD, IDLE, Limits
 
 log = logging.getLogger("fishpredict_httpserver")
 
-#: A refused body smaller than this is read and thrown away before closing, so
-#: the client reads our 413 instead of a connection reset.
-DISCARD_LIMIT = 1 << 20
-#: Longest chunk-size line of a chunked body.
-MAX_CHUNK_LINE = 1024
-#: Most trailer lines after a chunked body.
-MAX_TRAILER_LINES = 100
 
-#: Codes for the refusals sent before a request reaches the Service (``send_error``).
-_FRAMING_CODES = {
-    400: "bad_request",
-    408: "request_timeout",
-    414: "uri_too_long",
-    431: "headers_too_large",
-}
+class Request(NamedTuple):
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+    connection: bytes  # the Connection line of its answer (wire.CLOSE to end)
 
 
-class _BadFraming(Exception):
-    """The request's body framing is broken: answer 400 and close."""
+class Refused(Exception):
+    """The input is refused: answer ``response`` (counted as ``reason``) and close."""
+
+    def __init__(self, response: Response, reason: str) -> None:
+        self.response, self.reason = response, reason
 
 
-class Server(ThreadingHTTPServer):
-    """A ThreadingHTTPServer on an inherited socket that knows its Service and
-    its open connections (to drain them)."""
+def target_parts(target: bytes) -> tuple[str, str]:
+    """The percent-decoded path and the raw query of a request target."""
+    parsed = httptools.parse_url(target)  # origin-form and absolute-form alike
+    path = unquote((parsed.path or b"/").decode("latin-1"), errors="replace")
+    return path, (parsed.query or b"").decode("latin-1")
 
-    daemon_threads = True  # a stuck connection must not keep the process alive
 
-    def __init__(self, service: Service, sock: socket.socket) -> None:
-        self.address_family = sock.family
-        super().__init__(sock.getsockname()[:2], Handler, bind_and_activate=False)
-        self.socket.close()  # the fresh socket TCPServer made; we serve the inherited one
-        # The listening socket stays non-blocking: with several workers on one
-        # shared socket (--shared-socket), another worker may take the connection
-        # we were woken for, and a blocking accept() would then hang this server (and its shutdown).
-        # http.server treats the resulting BlockingIOError as "nothing to accept".
-        self.socket = sock
-        self.server_name, self.server_port = sock.getsockname()[:2]
+class Reader:
+    """The httptools callbacks: complete requests in ``ready``, the limits checked as
+    the head and body arrive. ``until`` is the loop time the current phase must end by.
+    (``deadline`` and ``abort`` are what the core's sweep sees: this backend keeps
+    its deadlines with ``asyncio.timeout_at`` instead.)"""
+
+    deadline = flow.INF
+
+    def __init__(self, limits: Limits, writer: asyncio.StreamWriter) -> None:
+        self.limits, self.writer = limits, writer
+        self.parser = httptools.HttpRequestParser(self)
+        self.ready: list[Request] = []
+        self.phase = IDLE
+        self.until = limits.loop.time() + limits.header_timeout  # a first request must begin
+        self.carry = self.size = self.fields = self.body_size = 0
+        self.url = b""
+        self.headers: dict[str, str] = {}
+        self.body: list[bytes] = []
+
+    def on_deadline(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        self.writer.transport.abort()
+
+    def feed(self, data: bytes) -> None:
+        """Parse ``data``; raises :class:`Refused` once the input is refused."""
+        if self.phase == HEAD:
+            self.carry += len(data)  # a head still incomplete after that many bytes is too big
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, Refused):
+                raise exc.__context__ from None
+            log.error("error in a parser callback", exc_info=exc.__context__ or exc)
+            raise Refused(flow.internal_error(), "internal") from None
+        except httptools.HttpParserError:  # llhttp's message may quote the bytes: not echoed
+            raise Refused(flow.bad_request(), "bad_request") from None
+        if self.phase == HEAD and self.carry > self.limits.max_head_bytes:
+            raise Refused(self.limits.headers_too_large(), "headers_too_large")
+
+    def _count(self, size: int) -> None:
+        self.size += size
+        if self.size > self.limits.max_head_bytes or self.fields > self.limits.max_headers:
+            raise Refused(self.limits.headers_too_large(), "headers_too_large")
+
+    def on_message_begin(self) -> None:
+        self.phase, self.until = HEAD, self.limits.loop.time() + self.limits.header_timeout
+        self.carry = self.size = self.fields = self.body_size = 0
+        self.url, self.headers, self.body = b"", {}, []
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        self._count(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.fields += 1
+        self._count(flow.field_bytes(name, value))
+        if self.phase == HEAD:  # not the trailers of a chunked body
+            key = name.decode("latin-1").lower()
+            text = value.decode("latin-1")
+            self.headers[key] = f"{self.headers[key]}, {text}" if key in self.headers else text
+
+    def on_headers_complete(self) -> None:
+        self.phase, self.until = BODY, self.limits.loop.time() + self.limits.request_timeout
+        if self.parser.should_upgrade():
+            raise Refused(flow.upgrade_refused(), "upgrade")
+        length = int(self.headers.get("content-length", "0"))  # llhttp checked the digits
+        too_big = self.limits.service.body_limit_response(length)
+        if too_big is not None:
+            raise Refused(too_big, "body_too_large")
+        if self.headers.get("expect", "").lower() == "100-continue" and length:
+            self.writer.write(wire.CONTINUE)
+
+    def on_body(self, chunk: bytes) -> None:
+        self.body.append(chunk)
+        self.body_size += len(chunk)
+        too_big = self.limits.service.body_limit_response(self.body_size)  # chunked: as it streams
+        if too_big is not None:
+            raise Refused(too_big, "body_too_large")
+
+    def on_message_complete(self) -> None:
+        self.phase, self.until = IDLE, self.limits.loop.time() + self.limits.keepalive_timeout
+        parser = self.parser
+        if not parser.should_keep_alive() or self.limits.service.draining:
+            connection = wire.CLOSE
+        elif parser.get_http_version() == "1.0":
+            connection = wire.KEEP_ALIVE  # an HTTP/1.0 client that asked for keep-alive
+        else:
+            connection = wire.NO_CONNECTION
+        try:
+            path, query = target_parts(self.url)
+        except httptools.HttpParserInvalidURLError:
+            raise Refused(flow.bad_request("malformed request target"), "bad_request") from None
+        method = parser.get_method().decode("latin-1")
+        body = b"".join(self.body)
+        self.ready.append(Request(method, path, query, self.headers, body, connection))
+
+
+class Server:
+    """One worker's connections: accepting, answering, draining."""
+
+    def __init__(self, service: Service, loop: asyncio.AbstractEventLoop) -> None:
         self.service = service
-        self.draining = False
-        #: one slot per request being answered (ServeConfig.max_inflight)
-        self.inflight = threading.BoundedSemaphore(service.config.max_inflight)
-        self._cond = threading.Condition()
-        self._handlers: dict[Handler, bool] = {}  # handler -> busy with a request
-        self._open = 0
+        self.limits = Limits(service, loop)
+        self.inflight = 0
+        self.idle: set[asyncio.StreamWriter] = set()  # connections waiting for a request
+        self.tasks: set[asyncio.Task[None]] = set()
 
-    # -- connection accounting --
+    async def connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.tasks.add(task)
+        try:
+            await self._serve(reader, writer)
+        except (OSError, asyncio.IncompleteReadError):
+            writer.transport.abort()  # the client went away
+        finally:
+            self.tasks.discard(task)
+            self.idle.discard(writer)
 
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._cond:
-            full = self._open >= self.service.config.max_connections
-            if not full:
-                self._open += 1
-        if full:
-            self._refuse(request)
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        limits = self.limits
+        parse = Reader(limits, writer)
+        if not limits.admit(parse):
+            writer.write(limits.refusal(limits.too_many_connections()))
+            await flow.linger_stream(reader, writer)
+            limits.release(parse, False)
             return
-        super().process_request(request, client_address)
+        try:
+            await self._requests(parse, reader, writer)
+        finally:
+            limits.release(parse, True)
 
-    def shutdown_request(self, request: Any) -> None:
-        super().shutdown_request(request)
-        with self._cond:
-            self._open -= 1
-            self._cond.notify_all()
-
-    def _refuse(self, request: socket.socket) -> None:
-        response = error(
-            503,
-            "overloaded",
-            "too many open connections; retry later",
-            headers=(("Retry-After", str(self.service.config.retry_after)),),
-        )
-        head = (
-            f"HTTP/1.1 503 {describe_status(503)}\r\nContent-Type: {response.content_type}\r\n"
-            f"Content-Length: {len(response.body)}\r\nRetry-After: "
-            f"{self.service.config.retry_after}\r\nConnection: close\r\n\r\n"
-        )
-        with contextlib.suppress(OSError):
-            request.settimeout(1.0)
-            request.sendall(head.encode("latin-1") + response.body)
-        with contextlib.suppress(OSError):
-            request.close()
-
-    def track(self, handler: Handler, busy: bool | None) -> None:
-        """Record a handler as idle/busy (``None``: gone)."""
-        with self._cond:
-            if busy is None:
-                self._handlers.pop(handler, None)
-                self._cond.notify_all()
-            else:
-                self._handlers[handler] = busy
-
-    # -- stopping --
-
-    def drain(self, timeout: float) -> None:
-        """Stop accepting, close idle connections, and wait (at most ``timeout``
-        seconds) for busy ones to finish their request."""
-        self.shutdown()  # serve_forever returns: nothing new is accepted
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            self.draining = True
-            for handler, busy in self._handlers.items():
-                if not busy:
-                    handler.hang_up()
-            while self._open > 0:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    log.warning("%d connections still open after draining; closing", self._open)
-                    for handler in self._handlers:
-                        handler.hang_up()
-                    break
-                self._cond.wait(left)
-
-
-class Handler(BaseHTTPRequestHandler):
-    """One connection: reads requests, asks the Service, writes answers."""
-
-    server: Server
-    rfile: io.BufferedReader  # over a DeadlineReader (see setup)
-    protocol_version = "HTTP/1.1"  # keep-alive
-    # http.server speaks HTTP/0.9 (a bare body, no status line) until it has read
-    # a version; with this every answer starts "HTTP/1.1 <status>", even the 400
-    # to a request line that cannot be read.
-    default_request_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out in two writes
-
-    def setup(self) -> None:
-        super().setup()
-        # Read through a DeadlineReader: one deadline for a whole request head (or
-        # body), where a socket timeout would only bound each recv().
-        self.rfile.close()  # the makefile() reader setup() made; it never read
-        self.reader = DeadlineReader(self.connection)
-        self.rfile = io.BufferedReader(self.reader)
-        self.answered = False  # no request read yet on this connection
-        self.server.track(self, busy=False)
-
-    def finish(self) -> None:
-        self.server.track(self, busy=None)
-        with contextlib.suppress(OSError):
-            super().finish()
-
-    def hang_up(self) -> None:
-        """Wake this connection's thread: its next read sees end of file."""
-        with contextlib.suppress(OSError):
-            self.connection.shutdown(socket.SHUT_RDWR)
-
-    # -- reading a request: deadlines and strict parsing --
-
-    def handle_one_request(self) -> None:
-        """One request, each phase of reading it under its own timeout."""
-        config = self.server.service.config
-        if self.answered:
-            # Between requests: an idle keep-alive connection is closed in silence.
-            self.reader.expect("the next request", config.keepalive_timeout)
+    async def _requests(
+        self, parse: Reader, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        limits = self.limits
+        while True:
+            if parse.phase == IDLE:
+                self.idle.add(writer)
+            refused: Refused | None = None
             try:
-                begun = self.rfile.peek(1)
-            except (ReadTimeout, OSError):
-                begun = b""
-            if not begun:
-                self.close_connection = True
-                return
-        self.answered = True
-        # The request has begun (or the connection is new): its whole head must
-        # arrive within header_timeout; parse_request moves the deadline on for the body.
-        self.reader.expect("request head", config.header_timeout)
-        self.command, self.requestline = "", ""  # nothing left from the last request
-        self.request_version = self.default_request_version
-        try:
-            super().handle_one_request()
-        except ReadTimeout as exc:  # a slowloris head, or a body that stopped
-            with contextlib.suppress(OSError):
-                self.send_error(408, str(exc))
-        except OSError:  # the client went away: nothing to answer, nothing to log
-            self.close_connection = True
+                async with asyncio.timeout_at(parse.until):
+                    data = await reader.read(1 << 16)
+                self.idle.discard(writer)
+                if not data:
+                    return writer.close()
+                parse.feed(data)
+            except TimeoutError:
+                if parse.phase == IDLE:
+                    return writer.close()  # an idle keep-alive connection: closed silently
+                refused = (Refused(flow.head_timeout(), "header_timeout") if parse.phase == HEAD
+                           else Refused(flow.body_timeout(), "request_timeout"))
+            except Refused as exc:
+                refused = exc
+            closing = await self._answer(parse, writer)
+            if refused is not None and not closing:
+                limits.rejected(refused.reason)
+                writer.write(limits.refusal(refused.response))
+                closing = True
+            if closing:
+                return await flow.linger_stream(reader, writer)
+            await writer.drain()
 
-    def parse_request(self) -> bool:
-        """Read the request line and the head strictly (:mod:`.guards`): in place
-        of http.server's lenient parser, the same outcome (``command``,
-        ``request_version``, ``headers``, ``close_connection``). False once a
-        refusal is sent."""
-        line = self.raw_requestline.decode("latin-1")
-        match = REQUEST_LINE.fullmatch(line)
-        if match is None:  # HTTP/0.9, HTTP/2.0, junk: 400, never a reply without a status line
-            self.send_error(400, "malformed request line (expected 'METHOD target HTTP/1.1')")
-            return False
-        self.requestline = line.rstrip("\r\n")
-        self.command, self.path = match["method"], match["target"]
-        self.request_version = match["version"]
-        try:
-            self.headers = read_head(self.rfile)
-        except BadHead as exc:  # bad field, head too large, ambiguous body framing
-            self.send_error(exc.status, str(exc))
-            return False
-        options = {t.strip() for t in self.headers.get("Connection", "").lower().split(",")}
-        if self.request_version == "HTTP/1.1":
-            self.close_connection = "close" in options
-        else:  # HTTP/1.0 closes unless asked not to
-            self.close_connection = "keep-alive" not in options
-        self.reader.expect("request body", self.server.service.config.request_timeout)
-        expect = self.headers.get("Expect", "").lower()
-        if expect == "100-continue" and self.request_version == "HTTP/1.1":
-            return self.handle_expect_100()
-        return True
-
-    def handle_expect_100(self) -> bool:
-        """Refuse an over-limit body before the client sends it."""
-        length = int(self.headers.get("Content-Length", "0").strip(" \t"))  # digits: guarded
-        too_big = self.server.service.body_limit_response(length)
-        if too_big is None:
-            return super().handle_expect_100()
-        self.close_connection = True
-        self._write(too_big)
+    async def _answer(self, parse: Reader, writer: asyncio.StreamWriter) -> bool:
+        """Answer the complete requests in order; True if the last one ends the connection."""
+        ready, parse.ready = parse.ready, []
+        for request in ready:
+            response = await self._respond(request)
+            writer.write(wire.encode(response, self.limits.date, request.connection,
+                                     request.method == "HEAD"))
+            if request.connection is wire.CLOSE:
+                return True
         return False
 
-    # -- answering --
-
-    def __getattr__(self, name: str) -> Any:
-        # do_GET, do_POST, do_ANYTHING: the Service decides (405 + Allow for the wrong method).
-        if name.startswith("do_"):
-            return self._serve_one
-        raise AttributeError(name)
-
-    def _serve_one(self) -> None:
-        self.server.track(self, busy=True)
-        try:
-            self._write(self._respond())
-        finally:
-            if self.server.draining:
-                self.close_connection = True
-            self.server.track(self, busy=False)
-
-    def _respond(self) -> Response:
-        service = self.server.service
-        path, query = self._split_target()
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        try:
-            body = self._read_body(headers)
-        except _BadFraming as exc:
-            self.close_connection = True
-            return error(400, "bad_request", str(exc))
-        if isinstance(body, Response):
-            return body
-        # max_inflight: a request past it is answered 503 at once, not queued. The
-        # connection stays open (its body was read), so pipelined requests after
-        # it are answered too.
-        if not self.server.inflight.acquire(blocking=False):
+    async def _respond(self, request: Request) -> Response:
+        service = self.service
+        if self.inflight >= self.limits.max_inflight:
+            self.limits.rejected("max_inflight")
             return service.overloaded()
+        self.inflight += 1
         try:
-            return service.handle(self.command, path, query, headers, body)
+            return await service.handle_async(
+                request.method, request.path, request.query, request.headers, request.body
+            )
+        except asyncio.CancelledError:
+            if not service.draining:
+                raise
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+            return service.cut_off()
         finally:
-            self.server.inflight.release()
+            self.inflight -= 1
 
-    def _split_target(self) -> tuple[str, str]:
-        """The percent-decoded path and the raw query, as the Service expects them.
-
-        Read from the request line itself (checked to be ``METHOD target
-        HTTP/1.x``): ``http.server`` rewrites ``self.path`` (it collapses a
-        leading ``//``), and an absolute-form target (``GET http://host/fish?...``)
-        must route like its path.
-        """
-        target = self.requestline.split(" ")[1]
-        if target.startswith(("http://", "https://")):
-            parts = urlsplit(target)
-            return unquote(parts.path or "/"), parts.query
-        path, _, query = target.partition("?")
-        return unquote(path), query
-
-    def _read_body(self, headers: dict[str, str]) -> bytes | Response:
-        # The framing headers passed guards.framing_problem: a Transfer-Encoding
-        # is exactly "chunked", a Content-Length is digits and comes alone.
-        service = self.server.service
-        if "transfer-encoding" in headers:
-            return self._read_chunked(service.config.max_body_bytes)
-        length = int(headers.get("content-length", "0").strip(" \t"))
-        too_big = service.body_limit_response(length)
-        if too_big is not None:
-            self.close_connection = True
-            if length <= DISCARD_LIMIT:
-                with contextlib.suppress(OSError, ReadTimeout):
-                    self.rfile.read(length)
-            return too_big
-        body = self.rfile.read(length) if length else b""
-        if len(body) != length:
-            raise _BadFraming("the body ended before Content-Length bytes")
-        return body
-
-    def _read_chunked(self, limit: int) -> bytes | Response:
-        parts: list[bytes] = []
-        size = 0
-        while True:
-            n = chunk_size(self.rfile.readline(MAX_CHUNK_LINE + 1))
-            if n is None:
-                raise _BadFraming("malformed chunk size in a chunked body")
-            if n == 0:
-                break
-            size += n
-            if size > limit:
-                self.close_connection = True
-                refusal = self.server.service.body_limit_response(size)
-                assert refusal is not None
-                return refusal
-            chunk = self.rfile.read(n)
-            if len(chunk) != n or self.rfile.readline(3) not in (b"\r\n", b"\n"):
-                raise _BadFraming("a chunk of a chunked body is cut short")
-            parts.append(chunk)
-        for _ in range(MAX_TRAILER_LINES):  # trailer fields: ignored
-            if self.rfile.readline(MAX_CHUNK_LINE + 1) in (b"\r\n", b"\n", b""):
-                return b"".join(parts)
-        raise _BadFraming(f"more than {MAX_TRAILER_LINES} trailer lines after a chunked body")
-
-    def _write(self, response: Response) -> None:
-        # Writing has its own time: whatever the read deadline left is not it.
-        self.connection.settimeout(self.server.service.config.request_timeout)
-        if self.server.draining:
-            self.close_connection = True  # tell the client: this connection ends here
-        self.send_response(response.status, describe_status(response.status))
-        self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(response.body)))
-        for name, value in response.headers:
-            self.send_header(name, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(response.body)
-
-    def send_response(self, code: int, message: str | None = None) -> None:
-        """The status line and ``Date``, but no ``Server`` header: http.server's
-        ``BaseHTTP/0.6 Python/3.x`` banner only helps whoever probes for flaws."""
-        self.log_request(code)
-        self.send_response_only(code, message)
-        self.send_header("Date", self.date_time_string())
-
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """Every refusal (ours, and http.server's own: bad request line, head too
-        large, ...) as the contract's JSON error, and the connection closed: after
-        a malformed request nothing that follows on it can be trusted."""
-        self.close_connection = True
-        text = message or explain or describe_status(code)
-        self._write(error(code, _FRAMING_CODES.get(code, "bad_request"), text))
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
+    async def drain(self, timeout: float) -> None:
+        """Close idle connections; let busy ones finish within ``timeout``, then cut them off."""
+        for writer in list(self.idle):
+            writer.close()
+        if self.tasks:
+            _, late = await asyncio.wait(set(self.tasks), timeout=timeout)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=1.0)
 
 
 async def serve_until(service: Service, sock: socket.socket, stop: asyncio.Event) -> None:
     """Serve on ``sock`` until ``stop`` is set, then drain; the Backend contract."""
-    server = Server(service, sock)
-    serving = asyncio.ensure_future(asyncio.to_thread(server.serve_forever, 0.1))
-    stopping = asyncio.ensure_future(stop.wait())
-    done, _ = await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    if serving in done:
-        stopping.cancel()
-        serving.result()  # serve_forever raised: let fishpredict report it
-        raise RuntimeError("http.server stopped serving before it was told to")
-    await asyncio.to_thread(server.drain, service.config.drain_timeout)
-    await serving
+    server = Server(service, asyncio.get_running_loop())
+    listener = await asyncio.start_server(server.connection, sock=sock, backlog=4096)
+    sweeper = asyncio.ensure_future(server.limits.sweep())  # the coarse clock and Date line
+    try:
+        await stop.wait()
+    finally:
+        listener.close()  # stop accepting
+        await server.drain(service.config.drain_timeout)
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
