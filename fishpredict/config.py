@@ -27,15 +27,17 @@ class ServeConfig:
     max_body_bytes: int = 16 * 1024 * 1024
     #: most rows in one batch request; more -> 413
     max_batch_rows: int = 1_000_000
-    #: most open client connections per worker; more -> 503 and close
+    #: most open client connections per worker; more -> 503 ``too_many_connections`` and close
     max_connections: int = 2048
     #: most requests being handled at once per worker; more -> 503 + Retry-After
     max_inflight: int = 1024
-    #: seconds to receive a whole request head (slowloris guard)
+    #: seconds to receive a whole request head (slowloris guard); more -> 408 and close
     header_timeout: float = 10.0
-    #: seconds an idle keep-alive connection is kept
+    #: seconds an idle keep-alive connection is kept (then closed without an answer)
     keepalive_timeout: float = 5.0
-    #: seconds one request may take to be read and answered; -> 503
+    #: seconds a request body may take to arrive (more -> 408 ``request_timeout``, from
+    #: ``Service.read_body`` or the backend's own deadline), and, on the socket backend,
+    #: an answer may take to be made (more -> 503 ``timeout``)
     request_timeout: float = 30.0
     #: seconds to finish in-flight requests after SIGTERM/SIGINT
     drain_timeout: float = 10.0
