@@ -23,15 +23,17 @@ if TYPE_CHECKING:
 
 
 class HTTPServerBackend(Backend):
-    """Serves the fishpredict contract with the standard library's ``http.server``.
+    """Serves the fishpredict contract on asyncio streams, parsed by httptools.
 
-    One thread per connection (``ThreadingHTTPServer``); each request calls
-    ``Service.handle`` synchronously. No dependencies beyond the standard library.
+    One coroutine per connection; each request calls ``Service.handle_async``; the
+    limits and refusals are the core's (:mod:`fishpredict.flow`).
     """
 
     name: ClassVar[str] = "httpserver"
-    summary: ClassVar[str] = "stdlib http.server, a thread per connection (example plugin)"
-    requires: ClassVar[tuple[str, ...]] = ("http.server",)
+    summary: ClassVar[str] = (
+        "asyncio streams + httptools, a coroutine per connection (example plugin)"
+    )
+    requires: ClassVar[tuple[str, ...]] = ("httptools",)
 
     async def serve(self, service: Service, sock: socket.socket, stop: asyncio.Event) -> None:
         from .server import serve_until
