@@ -22,8 +22,9 @@ from .options import (
     json_option,
 )
 
-#: the BenchConfig field ``--protocol`` sets (added with the V2/V1 payloads)
-PROTOCOL_FIELD = "protocol"
+#: :data:`fishpredict.bench.config.ENDPOINTS`, typed out so that ``--help`` need not
+#: import the bench package (a test keeps the two equal)
+ENDPOINTS = ("fish", "batch", "get", "v2", "v1")
 
 
 @click.command(short_help="load-test a server (closed or open model); `bench selfcheck`: "
@@ -53,14 +54,12 @@ PROTOCOL_FIELD = "protocol"
 @click.option("--timeout", type=POSITIVE_FLOAT, default=5.0, show_default=True,
               metavar="SECONDS", help="per-request timeout")
 # requests
-@click.option("--endpoint", type=click.Choice(["fish", "batch", "get"]), default="fish",
-              show_default=True,
-              help="fish: GET /fish; batch: POST a batch (see --protocol); get: GET the URL "
-              "as given")
-@click.option("--protocol", type=click.Choice(["native", "v2", "v1"]), default="native",
-              show_default=True,
-              help="the batch requests' protocol: native POST /predict, v2 (Open Inference "
-              "Protocol) or v1 (KServe)")
+@click.option("--endpoint", type=click.Choice(ENDPOINTS), default="fish", show_default=True,
+              help="fish: GET /fish; batch: POST /predict; get: GET the URL as given; v2: "
+              "POST /v2/models/MODEL/infer (Open Inference Protocol); v1: POST "
+              "/v1/models/MODEL:predict (KServe V1)")
+@click.option("--model", default=None, metavar="NAME",
+              help="the model v2/v1 requests name (default: the fish KNN of each --k)")
 @click.option("--batch-rows", type=POSITIVE_INT, default=16, show_default=True,
               help="rows per batch request")
 @click.option("--body", type=click.Choice(["json", "npy"]), default="json", show_default=True,
@@ -118,25 +117,17 @@ def bench(url: str, **opts: Any) -> int:
 
 
 def _config(url: str, o: dict[str, Any]) -> Any:
-    import dataclasses
-
     from ..bench import BenchConfig
 
-    extra: dict[str, Any] = {}
-    if o["protocol"] != "native":
-        if PROTOCOL_FIELD not in {f.name for f in dataclasses.fields(BenchConfig)}:
-            raise ConfigError(f"--protocol {o['protocol']} is not supported by this "
-                              "fishpredict's bench engine yet")
-        extra[PROTOCOL_FIELD] = o["protocol"]
     return BenchConfig(
         url=url, processes=o["processes"], threads=o["threads"], duration_s=o["duration"],
         requests=o["requests"], ramp_up_s=o["ramp_up"], ramp_step=o["ramp_step"],
         ramp_initial=o["ramp_initial"], rate=o["rate"], connections=o["connections"],
-        endpoint=o["endpoint"], batch_rows=o["batch_rows"], body=o["body"],
+        endpoint=o["endpoint"], model=o["model"], batch_rows=o["batch_rows"], body=o["body"],
         ks=tuple(o["ks"]), data=o["data"], pool_size=o["pool_size"], seed=o["seed"],
         check_answers=o["check"], timeout_s=o["timeout"], late_ms=o["late_ms"],
         engine=o["engine"], allow_remote=o["allow_remote"], use_uvloop=o["uvloop"],
-        progress=not o["quiet"], extra_headers=tuple(o["headers"]), **extra,
+        progress=not o["quiet"], extra_headers=tuple(o["headers"]),
     ).validated()
 
 
