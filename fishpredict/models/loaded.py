@@ -18,7 +18,7 @@ import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +32,8 @@ FloatArray = npt.NDArray[np.float64]
 
 #: the longest cleaned estimator message passed on to a client
 MESSAGE_CHARS: Final = 300
+#: the memo key of a model's classes as an array (and whether they are sorted)
+_CLASSES: Final = ("codes_of", "classes")
 
 
 class FastPath(Protocol):
@@ -153,6 +155,11 @@ class LoadedModel:
     def _call(self, method: str, rows: Rows) -> npt.NDArray[Any]:
         fn = getattr(self.estimator, method)
         data = rows.data
+        if rows.frame is None and getattr(self.estimator, "feature_names_in_", None) is None:
+            try:  # no feature names to warn about: spare the warnings machinery (~25 us)
+                return np.asarray(fn(data))
+            except Exception as exc:
+                raise self._refusal(method, rows, exc) from None
         try:
             with warnings.catch_warnings():
                 # a model fitted on a DataFrame of numbers is given a float array
@@ -183,8 +190,12 @@ class LoadedModel:
 
     def codes_of(self, labels: npt.NDArray[Any]) -> IntArray:
         """Class codes of labels the estimator returned."""
-        classes = np.asarray(self.info.classes)
-        codes = np.searchsorted(classes, labels) if _sorted(classes) else None
+        known = self.memo.get(_CLASSES)
+        if known is None:  # once per model: the classes as an array, and whether sorted
+            array = np.asarray(self.info.classes)
+            known = self.memo[_CLASSES] = (array, _sorted(array))
+        classes, ordered = cast("tuple[npt.NDArray[Any], bool]", known)
+        codes = np.searchsorted(classes, labels) if ordered else None
         if codes is None or (codes >= len(classes)).any() or (classes[codes] != labels).any():
             table = {c: i for i, c in enumerate(self.info.classes)}
             try:

@@ -73,6 +73,12 @@ class Knn:
         self._y = np.asarray(knn._y).astype(np.intp)
         self._one_hot = np.eye(len(self.classes), dtype=np.float64)[self._y]
         self._all = int(np.argmax(self._one_hot.sum(axis=0)))
+        self._n_classes = len(self.classes)
+        self._binary = self._n_classes == 2
+        self._y1 = self._y == 1
+        self._kk = (self.k - 1, self.k) if self.k < self.n_train else self.k - 1
+        # kd-tree and ball-tree answer each row on its own; brute force by chunks
+        self._per_row = knn._fit_method in ("kd_tree", "ball_tree")
         # brute-force Euclidean rounding: a few ulps of |x|^2 + |y|^2 (squared distances)
         self._gemm = 8.0 * (self.n_features + 2) * _EPS
         self._fit_norm = float((fit * fit).sum(axis=1).max(initial=0.0))
@@ -178,13 +184,38 @@ class Knn:
                 out[lo : lo + step] = codes
                 if tied.any():
                     ask_rows.append(np.flatnonzero(tied) + lo)
-        if ask_rows:  # scikit-learn's pick among tied points depends on the whole batch
+        if ask_rows:  # brute force: its pick among tied points depends on the whole batch
             bad = np.concatenate(ask_rows)
-            out[bad] = codes_of(self.classes, ask(self.fallback, "predict", X))[bad]
+            if self._per_row:
+                out[bad] = codes_of(self.classes, ask(self.fallback, "predict", X[bad]))
+            else:
+                out[bad] = codes_of(self.classes, ask(self.fallback, "predict", X))[bad]
         return out
 
     def predict_one(self, x: FloatArray) -> int:
-        return int(self.predict(x.reshape(1, -1))[0])
+        """One row: a few numpy calls when its k-th neighbour is clear, else the batch
+        path (which settles or asks about the tie)."""
+        raw = x
+        if self.distance or self.k >= self.n_train:
+            return int(self.predict(raw.reshape(1, -1))[0])
+        if self._pre is not None:
+            x = self._pre(raw.reshape(1, -1))[0]
+        norm = float(x @ x)
+        if not norm < 1e150:  # squared distances could overflow: the careful path
+            return int(self.predict(raw.reshape(1, -1))[0])
+        diff = self._fit - x
+        d = np.einsum("ij,ij->i", diff, diff) if self.euclidean else \
+            np.abs(diff, out=diff).sum(axis=1)
+        ordered = np.partition(d, self._kk)
+        kth, rest = float(ordered[self.k - 1]), float(ordered[self.k])
+        tol = TIE_RTOL * rest + 1e-300
+        if self.euclidean:
+            tol += self._gemm * (norm + self._fit_norm)
+        if not rest - kth > tol:  # a possible tie
+            return int(self.predict(raw.reshape(1, -1))[0])
+        if self._binary:  # votes for class 1; a tied vote goes to class 0, as argmax does
+            return int(2 * int(np.count_nonzero(self._y1[d <= kth])) > self.k)
+        return int(np.argmax(np.bincount(self._y[d <= kth], minlength=self._n_classes)))
 
     def predict_proba(self, X: FloatArray) -> FloatArray:
         if not self._batched_here(X.shape[0]) or self.k >= self.n_train:
@@ -194,7 +225,10 @@ class Knn:
             _, _, tied, votes = self._rows(Z)
         proba = votes / self.k
         if tied.any():
-            proba[tied] = ask(self.fallback, "predict_proba", X)[tied]
+            if self._per_row:
+                proba[tied] = ask(self.fallback, "predict_proba", X[tied])
+            else:
+                proba[tied] = ask(self.fallback, "predict_proba", X)[tied]
         return proba
 
 

@@ -127,7 +127,7 @@ class LinearRegressor:
     def predict(self, X: FloatArray) -> FloatArray:
         if self._pre is not None:
             X = self._pre(X)
-        out: FloatArray = np.asarray(X @ self._w + self._b, dtype=np.float64).reshape(-1)
+        out: FloatArray = X @ self._w + self._b
         return out
 
     def predict_one(self, x: FloatArray) -> float:
@@ -154,6 +154,8 @@ def compile(estimator: Any) -> LinearClassifier | LinearRegressor | None:
     if kind == "regressor":
         if coef.ndim != 1 or np.ndim(intercept) > 1 or np.size(intercept) > 1:
             return None  # several targets: scikit-learn's path answers them
+        if np.result_type(coef, intercept) != np.float64:
+            return None
         return LinearRegressor(final, pre)
     classes = getattr(final, "classes_", None)
     if not isinstance(classes, np.ndarray) or classes.ndim != 1 or len(classes) < 2:

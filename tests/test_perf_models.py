@@ -1,0 +1,37 @@
+"""``perf models``: the suite runs on a tiny configuration and reports every model with
+both figures, ratios, targets and verdicts (no timing asserts: this machine is shared)."""
+
+from __future__ import annotations
+
+import json
+
+from fishpredict.perf import models
+
+
+def test_a_quick_run_reports_every_model_in_one_table() -> None:
+    lines: list[str] = []
+    result = models.run(quick=True, seconds=0.02, only=("iris-knn", "cancer-forest",
+                                                       "diabetes-ridge", "digits-svc"),
+                        say=lines.append)
+    names = [m["name"] for m in result["models"]]
+    assert names == ["iris-knn", "cancer-forest-10", "diabetes-ridge", "digits-svc"]
+    families = {m["name"]: m["fast_path"] for m in result["models"]}
+    assert families == {"iris-knn": "knn", "cancer-forest-10": "forest",
+                        "diabetes-ridge": "linear", "digits-svc": None}
+    for m in result["models"]:
+        for part in ("one_row", "rows_64"):
+            p = m[part]
+            assert p["sklearn_s"] > 0 and p["fishpredict_s"] > 0
+            assert p["speedup"] == p["sklearn_s"] / p["fishpredict_s"]
+            assert p["met"] == (p["speedup"] >= p["target"])
+    assert {m["name"]: m["one_row"]["target"] for m in result["models"]}["cancer-forest-10"] == 50
+    assert result["models"][-1]["one_row"]["target"] < 1  # "at most 10% slower"
+    text = "\n".join(lines)
+    assert text.startswith("# fishpredict perf models")
+    table = result["table"]
+    assert table in text
+    for name in names:
+        row = next(line for line in table.splitlines() if line.startswith(name))
+        assert row.count("x  ") >= 2 and ("MET" in row)
+    assert "targets:" in text and "noise:" in text
+    json.dumps(result)  # --json can write it as it is
