@@ -163,3 +163,28 @@ def test_a_model_that_fails_to_load_is_one_line(files: dict[str, Path], which: l
     assert result.returncode != 0
     assert result.stderr.startswith("fishpredict serve: error:"), result.stderr
     assert needle in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_predict_on_dask_writes_the_models_answers(files: dict[str, Path],
+                                                   tmp_path: Path) -> None:
+    """``--scheduler local:1``: a real local cluster scores the file; then a scheduler
+    that does not answer is one line."""
+    out = tmp_path / "dask-out"
+    argv = [sys.executable, "-m", "fishpredict", "predict", "--models", f"iris-rf={files['rf']}",
+            "--trust", "--model", "iris-rf", "--data", str(files["iris"]), "--out", str(out),
+            "--proba"]
+    done = subprocess.run([*argv, "--scheduler", "local:1"], capture_output=True, text=True,
+                          timeout=180, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["rows"] == len(pd.read_csv(files["iris"])) and summary["workers"] == 1
+    got = pd.concat(pd.read_parquet(p) for p in sorted(out.iterdir()))
+    labels, proba = expected(files)
+    assert got["prediction"].tolist() == labels.tolist()
+    np.testing.assert_allclose(got.filter(like="probability_").to_numpy(), proba, atol=1e-12)
+    refused = subprocess.run([*argv[:-3], "--out", str(tmp_path / "never"), "--scheduler",
+                              "127.0.0.1:9"], capture_output=True, text=True, timeout=60,
+                             check=False)
+    assert refused.returncode != 0
+    assert refused.stderr.startswith("fishpredict predict: error: no Dask scheduler answers")
+    assert refused.stderr.count("\n") == 1 and not (tmp_path / "never").exists()
