@@ -124,6 +124,7 @@ class Service:
     def set_predictor(self, predictor: Predictor) -> None:
         self.predictor = predictor
         self.memo.clear()
+        self.spec = None  # the served spec describes the loaded models
         if self.metrics is not None:
             self.metrics.models_loaded.set(len(predictor.models()))
             self.metrics.model_loads.labels("ok").inc(len(predictor.models()))
@@ -320,17 +321,17 @@ class Service:
 
     def openapi(self) -> bytes:
         """The spec this server answers: routes it does not answer (the admin route
-        without a token) are left out."""
+        without a token) are left out, and the rest say what the loaded models take
+        (:mod:`fishpredict.protocols.served_spec`)."""
         if self.spec is None:
-            spec = _spec_bytes()
-            off = [r.path for r in self.table.routes
-                   if r.enabled_by is not None and getattr(self.config, r.enabled_by) is None]
-            if off:
-                doc = json.loads(spec)
-                for path in off:
-                    doc["paths"].pop(path, None)
-                spec = (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
-            self.spec = spec
+            from .protocols.served_spec import tailor
+
+            doc = json.loads(_spec_bytes())
+            for r in self.table.routes:
+                if r.enabled_by is not None and getattr(self.config, r.enabled_by) is None:
+                    doc["paths"].pop(r.path, None)
+            doc = tailor(doc, self.predictor)
+            self.spec = (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
         return self.spec
 
     def reload(self) -> Response:
@@ -344,6 +345,7 @@ class Service:
                 self.metrics.model_loads.labels("refused").inc()
             return error(409, "reload_failed", f"reload refused, old models keep serving: {exc}")
         self.memo.clear()
+        self.spec = None
         if self.metrics is not None:
             self.metrics.model_loads.labels("ok").inc(len(changed))
             self.metrics.models_loaded.set(len(predictor.models()))

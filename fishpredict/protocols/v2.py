@@ -46,6 +46,8 @@ from .v2_tensors import (
 SERVER: Final = {"name": "fishpredict", "version": __version__,
                  "extensions": ["binary_tensor_data"]}
 PLATFORM: Final = "sklearn"
+#: the request content types read (MLServer's names): a NumPy tensor, pandas columns
+CONTENT_TYPES: Final = ("np", "pd")
 
 
 def version_of(model: LoadedModel) -> str:
@@ -169,9 +171,9 @@ def _tensors(doc: dict[str, Any], rest: memoryview | None) -> list[Tensor]:
 
 def _outputs(model: LoadedModel, doc: dict[str, Any],
              params: Any) -> tuple[tuple[str, bool], ...]:
-    asked = doc.get("outputs")
-    if asked is None or asked == []:
+    if "outputs" not in doc or doc["outputs"] == []:
         return (("predict", binary.wants_binary(None, params)),)
+    asked = doc["outputs"]
     if not isinstance(asked, list):
         raise InvalidInputError("outputs must be a list of {\"name\": ...} objects")
     known = model.signature.outputs
@@ -202,13 +204,18 @@ def _infer_decode(service: Service, req: Request) -> Job:
     if not isinstance(doc, dict):
         raise InvalidInputError('expected a JSON object with "inputs" (a list of tensors)')
     request_id = doc.get("id")
-    if request_id is not None and not isinstance(request_id, str):
+    if "id" in doc and not isinstance(request_id, str):
         raise InvalidInputError("id must be a string")
     params = parameters_of(doc, "request")
-    outputs = _outputs(model, doc, params)
+    binary.wants_binary(None, params)  # checks binary_data_output
     content_type = params.get("content_type")
-    rows = rows_of(model.signature, _tensors(doc, rest),
-                   content_type if isinstance(content_type, str) else None)
+    if "content_type" in params and content_type not in CONTENT_TYPES:
+        raise InvalidInputError(
+            f"parameters.content_type must be one of {', '.join(CONTENT_TYPES)} (one [n, d] "
+            f"tensor, or one tensor per feature), got {str(content_type)[:40]!r}"
+        )
+    outputs = _outputs(model, doc, params)
+    rows = rows_of(model.signature, _tensors(doc, rest), content_type)
     if rows.n > service.config.max_batch_rows:
         raise Reply(plain_error(
             413, "batch_too_large",

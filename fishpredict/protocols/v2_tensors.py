@@ -73,9 +73,9 @@ def _short(value: Any) -> str:
 
 
 def parameters_of(doc: Mapping[str, Any], what: str) -> Mapping[str, Any]:
-    params = doc.get("parameters")
-    if params is None:
+    if "parameters" not in doc:
         return {}
+    params = doc["parameters"]
     if not isinstance(params, dict):
         raise InvalidInputError(f"{what}: parameters must be an object")
     return params

@@ -57,3 +57,34 @@ def rows(name: str, n: int = 12) -> Any:
     m = protocol_models()[0][name]
     idx = np.linspace(0, len(m.X) - 1, n).astype(int)
     return m.X.iloc[idx].reset_index(drop=True) if m.frame else np.asarray(m.X)[idx]
+
+
+@functools.cache
+def fuzz_models() -> Path:
+    """Models for fuzzing the served spec, one of each task, whose estimators take every
+    finite value (a forest's float32 cast or a scaler's overflow refuses huge values
+    with a 400 ``model_refused`` no spec can foretell): the fish KNN ``knn-k5`` (the
+    default: ``/fish`` and ``/predict`` take its rows), ``diabetes-ridge`` (a
+    regressor) and ``habitat-logistic`` (a DataFrame pipeline with a text column)."""
+    from sklearn import datasets
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from ..artifacts import save_models
+
+    Xd, yd = datasets.load_diabetes(return_X_y=True)
+    frame, frame_y = _habitat_frame()
+    numeric = [c for c in frame.columns if c != "habitat"]
+    models = [
+        ZooModel("diabetes-ridge", Ridge(alpha=0.5).fit(Xd, yd), Xd),
+        ZooModel("habitat-logistic", make_pipeline(
+            ColumnTransformer([("num", "passthrough", numeric),
+                               ("cat", OneHotEncoder(handle_unknown="error"), ["habitat"])]),
+            LogisticRegression(max_iter=3000)).fit(frame, frame_y), frame),
+    ]
+    directory = Path(tempfile.mkdtemp(prefix="fishpredict-fuzz-models-"))
+    save_models(directory, ks=(5,))
+    save_zoo(models, directory)
+    return directory
