@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from fishpredict import hookimpl
 from fishpredict.backend import Backend
 from fishpredict.contract import Response, Service, error
+from fishpredict.serving import binding
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -43,8 +44,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("fishpredict.backends.aiohttp")
 
 #: listen backlog handed to the site (asyncio re-listens on the given socket;
-#: aiohttp's default is 128); the same as :func:`fishpredict.serve.bind`'s default
-BACKLOG = 4096
+#: aiohttp's default is 128): the one fishpredict binds with
+BACKLOG = binding.BACKLOG
 
 #: seconds ``runner.cleanup()`` may take after our own drain (a request that
 #: raced the stop, a cut-off request's unread body); with the 0.5 s a cancelled
@@ -198,28 +199,23 @@ class AiohttpBackend(Backend):
         config = service.config
         handler = ServiceHandler(service)
         server = build_server(service, handler)
-        sweeper = asyncio.ensure_future(server.limits.sweep())
         runner = web.ServerRunner(
             server,
             handle_signals=False,  # fishpredict.serve owns signals
             # in-flight requests get drain_timeout in handler.drain(); this is the rest
             shutdown_timeout=min(CLEANUP_TIMEOUT, config.drain_timeout),
         )
-        await runner.setup()
-        try:
-            site = web.SockSite(runner, sock, backlog=BACKLOG)
-            await site.start()
-            await stop.wait()
-            await site.stop()  # stop accepting
-            await handler.drain(config.drain_timeout)  # finish in-flight requests
-        finally:
-            # Close idle keep-alive connections (and anything left) and clean up.
+        async with server.limits.sweeping():
+            await runner.setup()
             try:
-                await runner.cleanup()
+                site = web.SockSite(runner, sock, backlog=BACKLOG)
+                await site.start()
+                await stop.wait()
+                await site.stop()  # stop accepting
+                await handler.drain(config.drain_timeout)  # finish in-flight requests
             finally:
-                sweeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
+                # Close idle keep-alive connections (and anything left) and clean up.
+                await runner.cleanup()
 
 
 @hookimpl

@@ -12,21 +12,21 @@ it inherited (its own accept queue, or one shared by all with
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 from typing import Final
 
 from fishpredict.contract import Service
 from fishpredict.flow import MAX_HEAD_BYTES, MAX_HEADERS, Limits
+from fishpredict.serving import binding
 
 from .socket_protocol import HttpProtocol
 
 log = logging.getLogger("fishpredict.socket")
 
-#: listen backlog (asyncio calls listen() again on the socket it is given);
-#: the same as :func:`fishpredict.serve.bind`
-BACKLOG: Final = 4096
+#: listen backlog (asyncio calls listen() again on the socket it is given):
+#: the one fishpredict binds with
+BACKLOG: Final = binding.BACKLOG
 
 
 class ServerState(Limits):
@@ -80,14 +80,9 @@ async def run(
     loop = asyncio.get_running_loop()
     state = ServerState(service, loop, max_head_bytes=max_head_bytes, max_headers=max_headers)
     server = await loop.create_server(lambda: HttpProtocol(state), sock=sock, backlog=BACKLOG)
-    sweeper = loop.create_task(state.sweep())
-    try:
-        await stop.wait()
-    finally:
-        server.close()  # stop accepting: closes this worker's copy of the socket only
+    async with state.sweeping():
         try:
-            await _drain(state, service.config.drain_timeout)
+            await stop.wait()
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            server.close()  # stop accepting: closes this worker's copy of the socket only
+            await _drain(state, service.config.drain_timeout)

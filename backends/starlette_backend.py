@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, ClassVar
 from fishpredict import hookimpl
 from fishpredict.backend import Backend
 from fishpredict.contract import Response, Service, error
+from fishpredict.serving import binding
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -36,9 +37,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("fishpredict.backends.starlette")
 
-#: listen backlog handed to the server (asyncio re-listens on the given socket);
-#: the same as :func:`fishpredict.serve.bind`'s default
-BACKLOG = 4096
+#: listen backlog handed to the server (asyncio re-listens on the given socket):
+#: the one fishpredict binds with
+BACKLOG = binding.BACKLOG
 
 _CONNECTION_CLOSE = (b"connection", b"close")
 
@@ -208,25 +209,22 @@ class StarletteBackend(Backend):
             timeout_graceful_shutdown=config.drain_timeout,  # type: ignore[arg-type]
         )
         server = Server(uv_config)
-        sweeper = asyncio.ensure_future(guard.sweep())
-        serving = asyncio.ensure_future(server.serve(sockets=[sock]))
-        stopping = asyncio.ensure_future(stop.wait())
-        try:
-            await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            # Stop accepting, close idle keep-alive connections, let in-flight
-            # requests finish within drain_timeout: uvicorn's own shutdown.
-            server.should_exit = True
-            await serving
-        finally:
-            stopping.cancel()
-            if not serving.done():
-                server.force_exit = True
-                serving.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await serving
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+        async with guard.sweeping():
+            serving = asyncio.ensure_future(server.serve(sockets=[sock]))
+            stopping = asyncio.ensure_future(stop.wait())
+            try:
+                await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                # Stop accepting, close idle keep-alive connections, let in-flight
+                # requests finish within drain_timeout: uvicorn's own shutdown.
+                server.should_exit = True
+                await serving
+            finally:
+                stopping.cancel()
+                if not serving.done():
+                    server.force_exit = True
+                    serving.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await serving
 
 
 @hookimpl

@@ -55,7 +55,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Final, Protocol
 
 from . import wire
@@ -146,7 +146,7 @@ class Limits:
     """What the connections of one worker share: limits, counters, the coarse clock.
 
     A backend makes one per server (``Limits(service, loop)``), runs
-    :meth:`sweep` as a task while it serves, and per connection calls
+    :meth:`sweep` while it serves (``async with limits.sweeping():``), and per connection calls
     :meth:`admit` when it is made and :meth:`release` when it is lost.
     """
 
@@ -259,6 +259,17 @@ class Limits:
     def deadline(self, seconds: float) -> float:
         """The loop time ``seconds`` from now, on the coarse clock."""
         return self.now + seconds
+
+    @contextlib.asynccontextmanager
+    async def sweeping(self) -> AsyncIterator[Limits]:
+        """Run :meth:`sweep` as a task while the ``async with`` block runs."""
+        task = asyncio.ensure_future(self.sweep())
+        try:
+            yield self
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def sweep(self) -> None:
         """Tell every connection whose deadline has passed; runs until cancelled."""

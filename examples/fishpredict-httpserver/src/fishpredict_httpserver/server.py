@@ -18,7 +18,6 @@ the rest of the body is read and dropped, so a client still sending reads it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 from typing import NamedTuple
@@ -266,12 +265,9 @@ async def serve_until(service: Service, sock: socket.socket, stop: asyncio.Event
     """Serve on ``sock`` until ``stop`` is set, then drain; the Backend contract."""
     server = Server(service, asyncio.get_running_loop())
     listener = await asyncio.start_server(server.connection, sock=sock, backlog=4096)
-    sweeper = asyncio.ensure_future(server.limits.sweep())  # the coarse clock and Date line
-    try:
-        await stop.wait()
-    finally:
-        listener.close()  # stop accepting
-        await server.drain(service.config.drain_timeout)
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+    async with server.limits.sweeping():  # the coarse clock and the Date line
+        try:
+            await stop.wait()
+        finally:
+            listener.close()  # stop accepting
+            await server.drain(service.config.drain_timeout)
