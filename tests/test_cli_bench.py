@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import joblib
 import pytest
+from sklearn.datasets import load_iris
+from sklearn.ensemble import RandomForestClassifier
 
 from fishpredict.bench import config as bench_config
 from fishpredict.cli import bench as bench_cli
@@ -23,7 +27,7 @@ def test_endpoints_are_the_bench_configs() -> None:
 def test_every_option_reaches_the_config(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[Any] = []
 
-    def fake_run(config: Any) -> Any:
+    def fake_run(config: Any, pool: Any = None) -> Any:
         seen.append(config)
         raise SystemExit(0)
 
@@ -58,3 +62,29 @@ def test_a_short_run_in_each_protocol_checks_its_answers(
     doc = json.loads(out[out.index("\n{") + 1:])
     assert doc["config"]["endpoint"] == endpoint
     assert doc["successes"] == 40 and doc["errors"] == {}
+
+
+def test_any_models_columns_by_header_name(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """``--endpoint v2|v1 --model NAME --data FILE``: the rows are that model's feature
+    columns, read by name from the file (in another order, beside an extra column)."""
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    joblib.dump(RandomForestClassifier(n_estimators=3, random_state=0).fit(X, y),
+                tmp_path / "rf.joblib")
+    data = X.iloc[:, ::-1].assign(note="x")
+    data.to_csv(tmp_path / "rows.csv", index=False)
+    with start_server("socket", "--models", str(tmp_path / "rf.joblib"), "--trust") as srv:
+        for endpoint in ("v2", "v1"):
+            code = main(["bench", srv.url, "--endpoint", endpoint, "--model", "rf", "--data",
+                         str(tmp_path / "rows.csv"), "--requests", "30", "--threads", "2",
+                         "--batch-rows", "5", "--quiet", "--json", "-"])
+            out = capsys.readouterr().out
+            assert code == 0, out
+            doc = json.loads(out[out.index("\n{") + 1:])
+            assert doc["successes"] == 30 and doc["errors"] == {}, doc["errors"]
+        data.drop(columns=["petal width (cm)"]).to_csv(tmp_path / "short.csv", index=False)
+        assert main(["bench", srv.url, "--endpoint", "v2", "--model", "rf", "--data",
+                     str(tmp_path / "short.csv"), "--requests", "3", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("fishpredict bench: error: ") and err.count("\n") == 1
+    assert "short.csv" in err and "petal width (cm)" in err

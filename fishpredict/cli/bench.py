@@ -66,9 +66,10 @@ ENDPOINTS = ("fish", "batch", "get", "v2", "v1")
               help="batch body format")
 @click.option("--k", "ks", type=IntList(), default="5", show_default=True,
               help="k, or a list cycled: 1,5,15")
-@click.option("--data", default=None, metavar="FILE",
-              help="rows from a CSV/.npy/.npz file (Length,Weight[,Species]); "
-              "default: generated fish")
+@click.option("--data", default=None, metavar="PATH",
+              help="rows from a file: fish (Length,Weight[,Species]; .csv/.npy/.npz), or with "
+              "--model any model's columns by header name (.csv/.parquet/.npy, a glob or a "
+              "directory); default: generated fish")
 @click.option("--pool-size", type=POSITIVE_INT, default=1024, show_default=True,
               help="distinct pre-built requests")
 @click.option("--seed", type=click.INT, default=0, show_default=True,
@@ -131,15 +132,47 @@ def _config(url: str, o: dict[str, Any]) -> Any:
     ).validated()
 
 
+def _model_pool(config: Any) -> Any:
+    """With ``--model`` and ``--data``: the requests, built from that model's feature
+    columns read by header name (the server's ``GET /models`` names them); else None
+    (the bench engine reads fish rows itself)."""
+    if config.model is None or config.data is None:
+        return None
+    if config.endpoint not in ("v2", "v1"):
+        raise ConfigError("--model names the model of --endpoint v2 or v1 requests")
+    import numpy as np
+
+    from .. import tables
+    from ..bench.payloads import build_pool
+    from ..bench.source import Rows
+    from ..client import Client
+    from .tablepredict import server_model
+
+    t = config.target
+    with Client(f"http://{t.host_header}") as client:
+        entry = server_model(client, config.model)
+    features = [f["name"] for f in (entry.get("signature") or {}).get("features", [])]
+    need = config.pool_size * config.batch_rows
+    frames, rows = [], 0
+    for chunk in tables.iter_tables(config.data, features, min(need, tables.CHUNK_ROWS)):
+        frames.append(chunk.data.to_numpy())
+        rows += len(chunk)
+        if rows >= need:
+            break
+    X = np.concatenate(frames)[:need]
+    return build_pool(config, Rows(X=X, y=None))
+
+
 def _run(url: str, o: dict[str, Any]) -> int:
     from ..bench import run_bench
     from ..bench.report import format_text, write_csv, write_json
 
     config = _config(url, o)
-    result = run_bench(config)
+    pool = _model_pool(config)
+    result = run_bench(config, pool)
     click.echo(format_text(result))
     if o["compare_wrk"] and config.engine == "native":
-        other = run_bench(config.with_(engine="wrk", progress=False))
+        other = run_bench(config.with_(engine="wrk", progress=False), pool)
         click.echo()
         click.echo(format_text(other))
         ratio = result.rps / other.rps if other.rps else float("nan")
