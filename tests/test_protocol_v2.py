@@ -346,3 +346,32 @@ def test_one_row_requests_are_micro_batched_and_counted_by_route() -> None:
     text = svc.metrics.render().decode()
     assert 'route="/v2/models/{name}/infer"' in text
     assert 'fishpredict_predictions_total{model="habitat-frame"} 16.0' in text
+
+
+def test_hot_reload_serves_the_new_model_under_a_new_version(tmp_path: Any) -> None:
+    import shutil
+
+    import joblib
+    from sklearn.linear_model import Ridge
+
+    from fishpredict import manifest
+
+    directory = tmp_path / "models"
+    shutil.copytree(protocol_models()[1], directory)
+    svc = Service(Predictor(directory))
+    old = json.loads(svc.handle("GET", f"/v2/models/{REGRESSOR}", "", {}).body)["versions"][0]
+    assert f"/v2/models/{REGRESSOR}/versions/{old}/infer" in json.loads(svc.openapi())["paths"]
+    X = rows(REGRESSOR, 4)
+    ridge = Ridge().fit(protocol_models()[0][REGRESSOR].X, np.arange(442.0))
+    joblib.dump(ridge, tmp_path / "new.joblib")
+    manifest.add_model(tmp_path / "new.joblib", directory, name=REGRESSOR, trust=True,
+                       replace=True)
+    assert svc.reload().status == 200
+    new = json.loads(svc.handle("GET", f"/v2/models/{REGRESSOR}", "", {}).body)["versions"][0]
+    assert new != old
+    out = outputs(post(svc, infer_path(REGRESSOR), {"inputs": [matrix_input(X)]}))
+    assert out["predict"].ravel().tolist() == ridge.predict(X).tolist()
+    r = post(svc, f"/v2/models/{REGRESSOR}/versions/{old}/infer", {"inputs": [matrix_input(X)]})
+    assert r.status == 404
+    paths = json.loads(svc.openapi())["paths"]
+    assert f"/v2/models/{REGRESSOR}/versions/{new}/infer" in paths
