@@ -169,6 +169,11 @@ class Knn:
             <= BATCH_MAX_WORK
 
     def predict(self, X: FloatArray) -> IntArray:
+        if X.shape[0] == 1 and not self.distance:
+            return np.array([self.predict_one(X[0])], dtype=np.intp)
+        return self._batch(X)
+
+    def _batch(self, X: FloatArray) -> IntArray:
         n = X.shape[0]
         if self.k >= self.n_train and not self.distance:
             return np.full(n, self._all, dtype=np.intp)
@@ -197,12 +202,12 @@ class Knn:
         path (which settles or asks about the tie)."""
         raw = x
         if self.distance or self.k >= self.n_train:
-            return int(self.predict(raw.reshape(1, -1))[0])
+            return int(self._batch(raw.reshape(1, -1))[0])
         if self._pre is not None:
             x = self._pre(raw.reshape(1, -1))[0]
         norm = float(x @ x)
         if not norm < 1e150:  # squared distances could overflow: the careful path
-            return int(self.predict(raw.reshape(1, -1))[0])
+            return int(self._batch(raw.reshape(1, -1))[0])
         diff = self._fit - x
         d = np.einsum("ij,ij->i", diff, diff) if self.euclidean else \
             np.abs(diff, out=diff).sum(axis=1)
@@ -212,7 +217,7 @@ class Knn:
         if self.euclidean:
             tol += self._gemm * (norm + self._fit_norm)
         if not rest - kth > tol:  # a possible tie
-            return int(self.predict(raw.reshape(1, -1))[0])
+            return int(self._batch(raw.reshape(1, -1))[0])
         if self._binary:  # votes for class 1; a tied vote goes to class 0, as argmax does
             return int(2 * int(np.count_nonzero(self._y1[d <= kth])) > self.k)
         return int(np.argmax(np.bincount(self._y[d <= kth], minlength=self._n_classes)))
