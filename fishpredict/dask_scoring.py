@@ -49,11 +49,26 @@ from .tablewriters import OUTPUT_FORMATS, PartitionedWriter
 if TYPE_CHECKING:
     from distributed import Client
 
-__all__ = ["CONNECT_TIMEOUT", "SchedulerError", "ScoringError", "loads_per_worker",
-           "open_client", "score_files", "score_frame"]
+__all__ = ["CONNECT_TIMEOUT", "LOCAL_WORKER_CONFIG", "SchedulerError", "ScoringError",
+           "loads_per_worker", "open_client", "score_files", "score_frame"]
 
 #: Seconds to wait for a scheduler address to answer.
 CONNECT_TIMEOUT: Final = 5.0
+#: Dask settings for the workers of a ``local:N`` cluster. Dask's defaults cost a
+#: scoring worker about a third more CPU per row, measured on a 100-tree forest
+#: (4.8 against 6.6 CPU s per 500,000 rows; 4.3 in a plain process): the
+#: statistical profiler samples the running task's stack every 10 ms, the system
+#: monitor polls every 0.5 s, and ``MALLOC_TRIM_THRESHOLD_=65536`` turns off glibc's
+#: adaptive mmap threshold, so every array of a chunk is a fresh mmap (3x the page
+#: faults). Scoring tasks hold one chunk at a time, so the trim is not needed. Set
+#: the same in a remote cluster's worker configuration for the same effect.
+LOCAL_WORKER_CONFIG: Final = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.system-monitor.interval": "2s",
+    "distributed.nanny.pre-spawn-environ": {
+        "OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1,
+    },
+}
 _LOCAL: Final = re.compile(r"local(?::(\d+))?")
 
 
@@ -88,6 +103,8 @@ def open_client(scheduler: str, *, timeout: float = CONNECT_TIMEOUT) -> Iterator
     ``local``: one per core), closed (and the cluster stopped) on exit."""
     import logging
 
+    import dask
+
     dist = _distributed()
     text = scheduler.strip()
     local = _LOCAL.fullmatch(text)
@@ -95,10 +112,11 @@ def open_client(scheduler: str, *, timeout: float = CONNECT_TIMEOUT) -> Iterator
         n = int(local[1]) if local[1] else (os.cpu_count() or 1)
         if n < 1:
             raise SchedulerError(f"--scheduler {text}: need at least one worker")
-        with dist.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                               scheduler_kwargs={"dashboard": False},
-                               silence_logs=logging.ERROR) as cluster, \
+        with dask.config.set(LOCAL_WORKER_CONFIG), \
+                dist.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                                  scheduler_kwargs={"dashboard": False},
+                                  silence_logs=logging.ERROR) as cluster, \
                 dist.Client(cluster, set_as_default=False) as client:
             yield client
         return

@@ -37,7 +37,10 @@ COLOURS = ("red", "green", "blue")
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Client]:
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+    import dask
+
+    with dask.config.set(dask_scoring.LOCAL_WORKER_CONFIG), \
+            LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address="127.0.0.1:0", scheduler_kwargs={"dashboard": False},
                       silence_logs=logging.ERROR) as lc, Client(lc) as client:
         client.wait_for_workers(2, timeout=60)

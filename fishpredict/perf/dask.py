@@ -227,7 +227,8 @@ def run(*, rows: int = 10_000_000, quick: bool = False, say: Say = print,
              small_run["worker_peak_rss"]),
     ]))
     cpu_bound = ratio(single["cpu_seconds"], max(cluster["worker_cpu_seconds"]))
-    say(f"(the cluster's client used {cluster['client_cpu_seconds']:.1f} CPU s; one process's "
+    say(f"(the cluster's client and scheduler used {cluster['client_cpu_seconds']:.1f} CPU s; "
+        "one process's "
         f"CPU s / the busiest worker's: {cpu_bound:.2f}x, the speed-up {workers} free cores "
         "would give)")
     say(f"speed-up {speedup:.2f}x ({single['seconds']:.1f} s / {cluster['seconds']:.1f} s; "
