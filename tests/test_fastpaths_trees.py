@@ -186,6 +186,7 @@ def test_threaded_forests() -> None:
     fast = fastpaths.compile(est)
     assert isinstance(fast, trees.Trees) and fast._guard
     Q = probe(fast, est, X, 3000)
+    assert [fast.predict_one(q) for q in Q[::50]] == list(codes(est, Q[::50]))
     assert np.array_equal(fast.predict(Q), codes(est, Q))
 
 
@@ -200,11 +201,32 @@ def test_uncovered_models_get_no_fast_path(est: object) -> None:
     assert fastpaths.compile(est) is None
 
 
+@pytest.mark.parametrize("limits", [(40_000, 400_000), (0, 400_000), (0, 0)],
+                         ids=["vector", "walk", "apply"])
+def test_every_one_row_strategy(limits: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+                                ) -> None:
+    monkeypatch.setattr(trees, "VECTOR_MAX_NODES", limits[0])
+    monkeypatch.setattr(trees, "WALK_MAX_NODES", limits[1])
+    X, y = wine()
+    for est in (RandomForestClassifier(8, random_state=0).fit(X, y),
+                RandomForestRegressor(8, random_state=0).fit(X, y / 3.0),
+                DecisionTreeClassifier(random_state=0).fit(X, y)):
+        fast = fastpaths.compile(est)
+        assert isinstance(fast, trees.Trees)
+        Q = probe(fast, est, X, 2000)[::7]
+        want = est.predict(Q)
+        if isinstance(est, RandomForestRegressor):
+            assert np.array_equal([fast.predict_one(q) for q in Q], want)
+        else:
+            assert [fast.predict_one(q) for q in Q] == list(codes(est, Q))
+        assert fastpaths.verify(fast, est) == 0
+
+
 def test_a_sabotaged_tree_is_caught_by_the_check() -> None:
     X, y = wine()
     est = DecisionTreeClassifier(random_state=0).fit(X, y)
     fast = fastpaths.compile(est)
     assert isinstance(fast, trees.Trees) and fastpaths.verify(fast, est) == 0
-    fast._cut = fast._cut + 1e-3  # one-row walks now go left too often
-    fast._walk = (*fast._walk[:4], fast._cut.tolist())
+    wrong = fast._arrays[3] + 1e-3  # one-row walks now go left too often
+    fast._walk = (*fast._walk[:4], wrong.data)
     assert fastpaths.verify(fast, est) > 0

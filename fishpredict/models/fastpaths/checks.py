@@ -51,9 +51,9 @@ def _to_raw(estimator: Any, Z: FloatArray) -> FloatArray:
 
 def _tree_rows(fast: Trees, rng: np.random.Generator) -> FloatArray:
     d = fast.n_features
-    feature = fast._feature
-    split = np.flatnonzero(np.isfinite(fast._cut))
+    feature = np.concatenate([t.feature for t in fast._tree_objs])
     thr = np.concatenate([t.threshold for t in fast._tree_objs])
+    split = np.flatnonzero(np.concatenate([t.children_left for t in fast._tree_objs]) >= 0)
     lo, hi = np.full(d, -1.0), np.full(d, 1.0)
     if len(split):
         for f in range(d):

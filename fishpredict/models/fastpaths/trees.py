@@ -66,7 +66,9 @@ def _types() -> dict[type, str]:
 
 
 class Trees:
-    """One tree or a forest, flattened: node arrays of every tree end to end."""
+    """One tree or a forest: the fitted trees' own ``tree_`` for batches, and for one row
+    their node arrays end to end (a forest's leaves self-looping, so every tree can take
+    the same number of steps)."""
 
     def __init__(self, estimator: Any, trees: list[Any], family: str, classifier: bool,
                  pre: Transform | None, guard: bool) -> None:
@@ -76,42 +78,47 @@ class Trees:
         self.fallback = estimator
         self.n_features = int(trees[0].n_features_in_)
         self.n_trees = len(trees)
+        self._classifier = classifier
         self._pre = pre
         self._guard = guard  # near-tied forest votes go to the estimator (threaded sums)
         self._tol = 4.0 * self.n_trees * float(np.finfo(np.float64).eps)
         self._tree_objs = [t.tree_ for t in trees]
+        k = int(np.atleast_1d(trees[0].n_classes_)[0]) if classifier else 1
+        # views of each tree's own value buffer (no copy: workers share the pages)
+        self._per_tree = [t.value[:, 0, :k] if classifier else t.value[:, 0, 0]
+                          for t in self._tree_objs]
         sizes = [t.node_count for t in self._tree_objs]
+        n_nodes = int(sum(sizes))
         self._base = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
-        left = np.concatenate([t.children_left for t in self._tree_objs]).astype(np.intp)
-        right = np.concatenate([t.children_right for t in self._tree_objs]).astype(np.intp)
-        feature = np.concatenate([t.feature for t in self._tree_objs]).astype(np.intp)
-        cut = cut_points(np.concatenate([t.threshold for t in self._tree_objs]))
+        self._one = "vector" if family == "forest" and n_nodes <= VECTOR_MAX_NODES else \
+            "walk" if n_nodes <= WALK_MAX_NODES else "apply"
+        if self._one != "apply":
+            self._flatten(sizes)
+
+    def _flatten(self, sizes: list[int]) -> None:
+        objs = self._tree_objs
+        left = np.concatenate([t.children_left for t in objs]).astype(np.intp)
+        right = np.concatenate([t.children_right for t in objs]).astype(np.intp)
+        feature = np.concatenate([t.feature for t in objs]).astype(np.intp)
+        cut = cut_points(np.concatenate([t.threshold for t in objs]))
         leaf = left < 0
         own = np.arange(len(left), dtype=np.intp)
         offs = np.repeat(self._base, sizes)
         left, right = np.where(leaf, own, left + offs), np.where(leaf, own, right + offs)
-        feature[leaf], cut[leaf] = 0, np.inf
-        self._child = np.ascontiguousarray(np.stack([left, right], axis=1).reshape(-1))
-        self._feature, self._cut = feature, cut
-        self._two = 2 * own
-        self._depth = max(int(t.max_depth) for t in self._tree_objs)
-        n_nodes = len(left)
-        if classifier:
-            k = len(estimator.classes_) if not hasattr(trees[0], "n_classes_") \
-                else int(np.atleast_1d(trees[0].n_classes_)[0])
-            values = np.concatenate([t.value[:, 0, :k] for t in self._tree_objs])
-        else:
-            values = np.concatenate([t.value[:, 0, 0] for t in self._tree_objs])
-        self._values = np.ascontiguousarray(values, dtype=np.float64)
-        self._per_tree = [self._values[b : b + s] for b, s in zip(self._base, sizes, strict=True)]
-        self._codes = np.argmax(self._values, axis=1).astype(np.intp) if classifier else None
-        self._one = "vector" if family == "forest" and n_nodes <= VECTOR_MAX_NODES else \
-            "walk" if n_nodes <= WALK_MAX_NODES else "apply"
-        if self._one == "walk":
-            self._walk = ([int(v) for v in self._base], left.tolist(), right.tolist(),
-                          np.where(leaf, -1, feature).tolist(), cut.tolist())
-            self._leaf_codes = None if self._codes is None else self._codes.tolist()
-            self._leaf_values = None if classifier else self._values.tolist()
+        self._values = np.concatenate(self._per_tree)
+        self._depth = max(int(t.max_depth) for t in objs)
+        if self._one == "vector":
+            feature[leaf], cut[leaf] = 0, np.inf
+            self._child = np.ascontiguousarray(np.stack([left, right], axis=1).reshape(-1))
+            self._feature, self._cut, self._two = feature, cut, 2 * own
+            return
+        # walk: memoryviews hand out fresh Python numbers, so reading them writes no
+        # reference count into pages a forked worker shares
+        self._arrays = (left, right, np.where(leaf, -1, feature), cut)
+        self._walk = ([int(v) for v in self._base], *(a.data for a in self._arrays))
+        if self._classifier:
+            self._codes_arr = np.argmax(self._values, axis=1).astype(np.intp)
+            self._leaf_codes = self._codes_arr.data
 
     # -- batches: scikit-learn's own float32 traversal --
 
@@ -124,7 +131,8 @@ class Trees:
 
     def _sum(self, leaves: list[IntArray], n: int) -> FloatArray:
         """The forest's average, summed in estimator order as scikit-learn sums it."""
-        shape = (n, self._values.shape[1]) if self._values.ndim == 2 else (n,)
+        first = self._per_tree[0]
+        shape = (n, first.shape[1]) if first.ndim == 2 else (n,)
         acc = np.zeros(shape, dtype=np.float64)
         for values, at in zip(self._per_tree, leaves, strict=True):
             acc += values[at]
@@ -134,14 +142,13 @@ class Trees:
     def predict(self, X: FloatArray) -> Any:
         if X.shape[0] == 1:
             one = self.predict_one(X[0])
-            return np.array([one], dtype=np.intp if self._codes is not None else np.float64)
+            return np.array([one], dtype=np.intp if self._classifier else np.float64)
         leaves = self._leaves(X)
         if self.family == "tree":
-            if self._codes is not None:
-                return self._codes[leaves[0]]
-            return self._values[leaves[0]]
+            values = self._per_tree[0][leaves[0]]
+            return np.argmax(values, axis=1).astype(np.intp) if self._classifier else values
         avg = self._sum(leaves, X.shape[0])
-        if self._codes is None:
+        if not self._classifier:
             return avg
         codes = np.argmax(avg, axis=1).astype(np.intp)
         if self._guard:
@@ -153,7 +160,7 @@ class Trees:
     def predict_proba(self, X: FloatArray) -> FloatArray:
         leaves = self._leaves(X)
         if self.family == "tree":
-            return self._values[leaves[0]]
+            return np.array(self._per_tree[0][leaves[0]], dtype=np.float64)
         return self._sum(leaves, X.shape[0])
 
     def _close(self, avg: FloatArray) -> Any:
@@ -176,18 +183,24 @@ class Trees:
         if not x.dot(x) < SAFE_NORM2:  # near float32 overflow (or beyond): the estimator
             return self._one_by_estimator(raw)
         if self._one == "walk":
-            leaves: Any = self._walk_leaves(x.tolist())
+            leaves = self._walk_leaves(x.tolist())
+            if self.family == "tree":
+                n = leaves[0]
+                return self._leaf_codes[n] if self._classifier else float(self._values[n])
+            vals = self._values[leaves]
         elif self._one == "vector":
             nxt = self._child[self._two + (x[self._feature] > self._cut)]
             node = self._base
             for _ in range(self._depth):
                 node = nxt[node]
-            leaves = node
-        else:
+            vals = self._values[node]
+        else:  # large models: each tree's own traversal, nothing copied
             x32 = x.astype(np.float32).reshape(1, -1)
-            leaves = [int(t.apply(x32)[0]) + int(b)
-                      for t, b in zip(self._tree_objs, self._base, strict=True)]
-        return self._answer(leaves, raw)
+            vals = np.stack([pt[t.apply(x32)[0]]
+                             for pt, t in zip(self._per_tree, self._tree_objs, strict=True)])
+            if self.family == "tree":
+                return int(np.argmax(vals[0])) if self._classifier else float(vals[0])
+        return self._average(vals, raw)
 
     def _walk_leaves(self, v: list[float]) -> list[int]:
         bases, left, right, feature, cut = self._walk
@@ -200,24 +213,18 @@ class Trees:
             out.append(n)
         return out
 
-    def _answer(self, leaves: Any, raw: FloatArray) -> Any:
-        if self.family == "tree":
-            n = int(leaves[0])
-            if self._codes is not None:
-                return int(self._codes[n])
-            return float(self._values[n])
-        vals = self._values[np.asarray(leaves, dtype=np.intp)]
-        avg = np.cumsum(vals, axis=0)[-1] / self.n_trees  # sequential, estimator order
-        if self._codes is None:
+    def _average(self, vals: FloatArray, raw: FloatArray) -> Any:
+        """A forest's answer from its trees' leaf values, in estimator order."""
+        avg = np.cumsum(vals, axis=0)[-1] / self.n_trees  # sequential, as scikit-learn
+        if not self._classifier:
             return float(avg)
-        code = int(np.argmax(avg))
         if self._guard and self._close(avg.reshape(1, -1))[0]:
             return int(self._ask_codes(raw.reshape(1, -1))[0])
-        return code
+        return int(np.argmax(avg))
 
     def _one_by_estimator(self, x: FloatArray) -> Any:
         out = ask(self.fallback, "predict", x.reshape(1, -1))
-        if self._codes is None:
+        if not self._classifier:
             return float(out[0])
         return int(np.searchsorted(np.asarray(self.fallback.classes_), out)[0])
 
