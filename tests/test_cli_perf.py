@@ -40,8 +40,12 @@ def recorder(monkeypatch: pytest.MonkeyPatch, name: str) -> list[dict[str, Any]]
     [
         (["models"], {"quick": False}),
         (["models", "--quick"], {"quick": True}),
+        (["models", "--seconds", "0.2", "--only", "knn, forest"],
+         {"quick": False, "seconds": 0.2, "only": ("knn", "forest")}),
         (["peers", "--quick", "--mlserver", "/opt/mlserver"],
-         {"quick": True, "mlserver": "/opt/mlserver"}),
+         {"quick": True, "mlserver": "/opt/mlserver", "connections": 64, "settle_s": 0.0}),
+        (["peers", "--connections", "8", "--settle", "30"],
+         {"quick": False, "mlserver": None, "connections": 8, "settle_s": 30.0}),
         (["predictor", "--rows", "2_000", "--quick"], {"big_rows": 2000, "quick": True}),
     ],
 )

@@ -15,6 +15,7 @@ from ..errors import ConfigError, FishpredictError
 from ..hookspecs import hookimpl
 from .options import (
     NON_NEGATIVE_INT,
+    POSITIVE_FLOAT,
     POSITIVE_INT,
     json_option,
     load_options,
@@ -54,23 +55,42 @@ def predictor(rows: int, quick: bool, json_out: str | None) -> int:
     return 0
 
 
-@perf.command()
-@quick_option("a short run")
+@perf.command(short_help="a zoo of models: one row and 64 rows, fast path vs scikit-learn")
+@quick_option("a 10-tree forest, 0.5 s per figure")
+@click.option("--seconds", type=POSITIVE_FLOAT, default=None, metavar="SECONDS",
+              help="time per figure (default: the suite's)")
+@click.option("--only", default=None, metavar="NAMES",
+              help="comma-separated: keep the models whose names start with one of these")
 @json_option("also write the figures as JSON to FILE ('-': stdout)")
-def models(quick: bool, json_out: str | None) -> int:
-    """A zoo of models: one row and 64 rows, each fast path vs scikit-learn."""
-    write_json(json_out, _suite("models").run(quick=quick))
+def models(quick: bool, seconds: float | None, only: str | None, json_out: str | None) -> int:
+    """A zoo of models (every fast-path family, and models without one): one-row and
+    64-row predict, each against estimator.predict in the same process."""
+    extra: dict[str, Any] = {}
+    if seconds is not None:
+        extra["seconds"] = seconds
+    if only:
+        extra["only"] = tuple(n.strip() for n in only.split(",") if n.strip())
+    write_json(json_out, _suite("models").run(quick=quick, **extra))
     return 0
 
 
-@perf.command()
-@quick_option("a short run")
+@perf.command(short_help="fishpredict vs MLServer: same model files, requests and load")
+@quick_option("3 s per load")
 @click.option("--mlserver", default=None, metavar="PATH",
-              help="the mlserver executable (default: found on PATH or installed on demand)")
+              help="a virtual environment with MLServer, or the mlserver executable "
+              "(default: an environment made on first use)")
+@click.option("--connections", type=POSITIVE_INT, default=64, show_default=True,
+              help="keep-alive connections, one request in flight each")
+@click.option("--settle", type=POSITIVE_FLOAT, default=None, metavar="SECONDS",
+              help="before each load wait up to SECONDS for an idle machine, and load again "
+              "if disturbed")
 @json_option("also write the figures as JSON to FILE ('-': stdout)")
-def peers(quick: bool, mlserver: str | None, json_out: str | None) -> int:
-    """fishpredict vs MLServer on the same model files and load."""
-    write_json(json_out, _run(lambda: _suite("peers").run(quick=quick, mlserver=mlserver)))
+def peers(quick: bool, mlserver: str | None, connections: int, settle: float | None,
+          json_out: str | None) -> int:
+    """fishpredict against MLServer on the same model files, the same V2 requests and
+    the same load generator, in one run."""
+    write_json(json_out, _run(lambda: _suite("peers").run(
+        quick=quick, mlserver=mlserver, connections=connections, settle_s=settle or 0.0)))
     return 0
 
 
