@@ -124,3 +124,31 @@ def test_no_command_prints_help_and_exits_2() -> None:
 def test_version() -> None:
     result = run("--version")
     assert result.returncode == 0 and result.stdout.startswith("fishpredict 0.")
+
+
+def test_a_broken_plugin_is_one_warning_and_the_rest_works(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import types
+
+    from fishpredict import hookimpl
+    from fishpredict.cli.group import FishpredictGroup
+    from fishpredict.plugins import Registry
+
+    broken = types.ModuleType("broken_cmds")
+
+    @hookimpl
+    def register_commands(cli: click.Group) -> None:
+        raise ImportError("needs a module that is not installed")
+
+    broken.register_commands = register_commands  # type: ignore[attr-defined]
+    registry = Registry()
+    registry.register_plugin(broken, name="broken-cmds")
+    monkeypatch.setattr("fishpredict.plugins.registry", lambda: registry)
+    group = FishpredictGroup("fishpredict")
+    names = group.list_commands(click.Context(group))
+    assert "bench" in names and "soak" in names
+    assert capsys.readouterr().err == ("fishpredict: plugin 'broken-cmds' added no commands: "
+                                       "ImportError: needs a module that is not installed\n")
+    group.list_commands(click.Context(group))
+    assert capsys.readouterr().err == ""  # plugins are asked once
