@@ -254,3 +254,15 @@ def test_a_whole_run_against_mlserver() -> None:
     report = peers.run(quick=True, say=lambda _s: None)
     _check_report(report)
     assert _left_running() == []
+
+
+def test_a_bad_mlserver_path_is_one_line_and_a_non_zero_exit(tmp_path: Path) -> None:
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-m", "fishpredict", "perf", "peers", "--quick", "--mlserver",
+         str(tmp_path / "missing")], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert done.stdout == ""
+    (line,) = done.stderr.strip().splitlines()
+    assert "neither a virtual environment nor an executable mlserver" in line

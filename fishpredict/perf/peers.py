@@ -123,9 +123,9 @@ def run(*, quick: bool = False, mlserver: str | None = None, connections: int = 
     each load wait up to this long for an idle machine, and load again (up to 3 times)
     when other processes disturbed it (:func:`fishpredict.perf.loads.measure`)."""
     load = load_for(quick, connections, settle_s)
+    exe = mlserver_executable(mlserver, say=say)  # a bad --mlserver fails before any output
     say(header("fishpredict perf peers"))
     say(load_line())
-    exe = mlserver_executable(mlserver, say=say)
     say(f"# peer: {exe} (MLServer 1.7.1 + mlserver-sklearn, adaptive batching: "
         f"max_batch_size {MAX_BATCH_SIZE}, max_batch_time {MAX_BATCH_TIME_S:g} s; "
         "metrics off; otherwise MLServer's defaults)")
