@@ -144,10 +144,11 @@ def _tensors(doc: dict[str, Any], rest: memoryview | None) -> list[Tensor]:
     tensors: list[Tensor] = []
     offset = 0
     for i, item in enumerate(inputs):
-        name, datatype, shape, params = header(item, i)
+        head = header(item, i)
+        name, datatype, shape, params = head
         size = binary.binary_size(name, params)
         if size is None:
-            tensors.append(from_json(item, i))
+            tensors.append(from_json(item, i, head))
             continue
         if rest is None:
             raise InvalidInputError(

@@ -182,9 +182,12 @@ def _numbers(flat: list[Any], datatype: str, name: str) -> npt.NDArray[Any]:
     return arr.astype(dtype, copy=False)
 
 
-def from_json(doc: Any, i: int) -> Tensor:
-    """One V2 input with JSON ``data``."""
-    name, datatype, shape, params = header(doc, i)
+Header = tuple[str, str, tuple[int, ...], Mapping[str, Any]]
+
+
+def from_json(doc: Any, i: int, head: Header | None = None) -> Tensor:
+    """One V2 input with JSON ``data`` (``head``: its :func:`header`, when read already)."""
+    name, datatype, shape, params = head or header(doc, i)
     if "data" not in doc:
         raise InvalidInputError(f"input {name!r}: data is missing (or send it as binary data)")
     flat = _flat(doc["data"], name)
