@@ -15,7 +15,8 @@ import click
 from fishpredict import hookimpl
 
 
-@click.command(name="httpserver-info")
+@click.command(name="httpserver-info",
+               short_help="the httpserver backend this plugin provides, and whether it works")
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 def info(as_json: bool) -> None:
     """Show the httpserver backend this plugin provides: name, version, summary, and
