@@ -72,7 +72,8 @@ def test_a_fast_path_that_differs_is_dropped(zoo: list[ZooModel],
     def broken(estimator: object) -> object:
         fast = real(estimator)
         assert fast is not None
-        fast._codes = 1 - fast._codes  # type: ignore[attr-defined]
+        wrong = 1 - fast._codes_arr  # type: ignore[attr-defined]
+        fast._leaf_codes = wrong.data  # type: ignore[attr-defined]  # one-row answers flip
         return fast
 
     monkeypatch.setattr(fastpaths, "compile", broken)

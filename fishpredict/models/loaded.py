@@ -32,7 +32,7 @@ FloatArray = npt.NDArray[np.float64]
 
 #: the longest cleaned estimator message passed on to a client
 MESSAGE_CHARS: Final = 300
-#: the memo key of a model's classes as an array (and whether they are sorted)
+#: the memo key of a model's classes as an array, whether sorted, and code by label
 _CLASSES: Final = ("codes_of", "classes")
 
 
@@ -191,13 +191,17 @@ class LoadedModel:
     def codes_of(self, labels: npt.NDArray[Any]) -> IntArray:
         """Class codes of labels the estimator returned."""
         known = self.memo.get(_CLASSES)
-        if known is None:  # once per model: the classes as an array, and whether sorted
+        if known is None:  # once per model: the classes as an array, sorted?, by label
             array = np.asarray(self.info.classes)
-            known = self.memo[_CLASSES] = (array, _sorted(array))
-        classes, ordered = cast("tuple[npt.NDArray[Any], bool]", known)
+            table = {c: i for i, c in enumerate(self.info.classes)}
+            known = self.memo[_CLASSES] = (array, _sorted(array), table)
+        classes, ordered, table = cast("tuple[npt.NDArray[Any], bool, dict[Any, int]]", known)
+        if len(labels) == 1:  # one row (the hot path): one dict look-up
+            code = table.get(labels[0].item() if hasattr(labels[0], "item") else labels[0])
+            if code is not None:
+                return np.array([code], dtype=np.intp)
         codes = np.searchsorted(classes, labels) if ordered else None
         if codes is None or (codes >= len(classes)).any() or (classes[codes] != labels).any():
-            table = {c: i for i, c in enumerate(self.info.classes)}
             try:
                 return np.array([table[v.item() if hasattr(v, "item") else v] for v in labels],
                                 dtype=np.intp)

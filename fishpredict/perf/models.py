@@ -86,23 +86,27 @@ def _zoo(quick: bool) -> list[Entry]:
 
 def paired(a: Callable[[], Any], b: Callable[[], Any], seconds: float, rounds: int = 16
            ) -> tuple[float, float]:
-    """Seconds per call of ``a`` and of ``b``: short rounds taking turns (who goes first
-    alternates), the best round of each: a busy machine slows both alike, and the best
-    round is the least disturbed."""
+    """CPU seconds per call of ``a`` and of ``b`` (``time.process_time``: time the
+    process was not running, because other jobs had the cores, does not count). Each
+    round runs a fixed number of calls, sized to take ``seconds / rounds / 2``; the two
+    take turns (who goes first alternates) and each keeps its best round."""
+    calls = []
+    for fn in (a, b):
+        fn()
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < 0.02 or n < 5:
+            fn()
+            n += 1
+        per = (time.perf_counter() - t0) / n
+        calls.append(max(5, int(seconds / rounds / 2 / per)))
     best = [float("inf"), float("inf")]
-    a()
-    b()
     for r in range(rounds):
         for i in (0, 1) if r % 2 == 0 else (1, 0):
-            fn = (a, b)[i]
-            calls, t0 = 0, time.perf_counter()
-            while True:
+            fn, n = (a, b)[i], calls[i]
+            t0 = time.process_time()
+            for _ in range(n):
                 fn()
-                calls += 1
-                elapsed = time.perf_counter() - t0
-                if calls >= 20 and elapsed >= seconds / rounds / 2:
-                    break
-            best[i] = min(best[i], elapsed / calls)
+            best[i] = min(best[i], (time.process_time() - t0) / n)
     return best[0], best[1]
 
 
@@ -185,8 +189,9 @@ def run(*, quick: bool = False, seconds: float | None = None, only: tuple[str, .
     say(load_line("before"))
     say("# one row: LoadedModel.predict_row_code (classifiers) or predict_values "
         "(regressors), the server's path, vs estimator.predict on the same (1, d) row; "
-        "64 rows: predict_codes / predict_values vs estimator.predict; both taking turns in 16 "
-        f"rounds, {secs:g} s per figure, the best round of each")
+        "64 rows: predict_codes / predict_values vs estimator.predict; CPU time per call "
+        f"(process_time), both taking turns in 16 rounds, {secs:g} s per pair, the best "
+        "round of each")
     results = [_measure(e, secs) for e in entries]
     noise = _noise(secs)
     say(f"# noise: the same scikit-learn call timed against itself differed by {noise:.0%}")
