@@ -54,6 +54,8 @@ def test_perf_scaling_prints_every_part_figure_and_target(
             "50",
             "--flat-rows",
             "5000",
+            "--memory-model",
+            "knn",
             "--memory-rows",
             "200000",
             "--memory-workers",

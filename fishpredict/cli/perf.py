@@ -138,8 +138,13 @@ def serving(duration: float | None, connections: int, quick: bool, settle: float
 @click.option("--flat-rows", type=POSITIVE_INT, default=None, metavar="N",
               help="part c2 runs `fishpredict predict --url` on N and 10 x N rows "
               "(default 1,000,000; 200,000, one chunk, with --quick)")
+@click.option("--memory-model", type=click.Choice(["forest", "knn"]), default="forest",
+              show_default=True, help="the big model part e serves: a random forest of "
+              "--forest-mb MB, or a KNN on --memory-rows fish")
+@click.option("--forest-mb", type=POSITIVE_INT, default=None, metavar="MB",
+              help="size of part e's forest (default 200; 50 with --quick)")
 @click.option("--memory-rows", type=POSITIVE_INT, default=None, metavar="N",
-              help="training rows of the model part e serves (default 2,000,000; "
+              help="training rows of part e's KNN (default 2,000,000; "
               "500,000 with --quick)")
 @click.option("--memory-workers", type=POSITIVE_INT, default=4, show_default=True,
               metavar="N", help="workers part e compares with 1")
@@ -148,7 +153,8 @@ def serving(duration: float | None, connections: int, quick: bool, settle: float
 def scaling(duration: float | None, connections: int, quick: bool, settle: float | None,
             json_out: str | None, chart: str | None, backend_list: str, bulk_rows: int,
             slice_requests: int | None, batch_wait_us: int, flat_rows: int | None,
-            memory_rows: int | None, memory_workers: int, parts: str) -> int:
+            memory_model: str, forest_mb: int | None, memory_rows: int | None,
+            memory_workers: int, parts: str) -> int:
     """Micro-batching, workers, bulk .npy vs one request per row, vs nginx.
 
     In one run: micro-batching on vs off and 2 workers vs 1 on the scikit-learn
@@ -166,7 +172,8 @@ def scaling(duration: float | None, connections: int, quick: bool, settle: float
         parts=parts, wait_us=batch_wait_us,
         flat_rows=flat_rows or (200_000 if quick else 1_000_000),
         memory_rows=memory_rows or (500_000 if quick else 2_000_000),
-        memory_workers=memory_workers))
+        memory_workers=memory_workers, memory_model=memory_model,
+        forest_mb=forest_mb or (50 if quick else 200)))
     _outputs(figures, "scaling", json_out, chart)
     return 0
 

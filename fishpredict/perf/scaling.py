@@ -15,9 +15,10 @@ c. bulk: 100,000 generated rows x k = 1, 5, 15, 25, 49 through the ``.npy``
 d. the socket backend on the fast path vs nginx answering a fixed response, same
    generator and load (target >= 45 % of nginx with ``--workers 2``, one worker per
    core as nginx's ceiling uses the machine; 1 worker is shown too);
-e. memory: a model trained on millions of generated fish, served by 1 worker and
-   by 4: each extra worker copies at most 10 % of the model's memory (PSS),
-   because the workers share the supervisor's copy (:mod:`fishpredict.perf.memory`).
+e. memory: a big model (a 200 MB random forest, or a KNN on millions of generated
+   fish), served by 1 worker and by 4: each extra worker copies at most 10 % of the
+   model's memory (PSS), because the workers share the supervisor's copy
+   (:mod:`fishpredict.perf.memory`).
 Every server is a real process, started for its part and stopped after it.
 """
 
@@ -247,6 +248,8 @@ def run(
     flat_rows: int = 1_000_000,
     memory_rows: int = 2_000_000,
     memory_workers: int = 4,
+    memory_model: str = "forest",
+    forest_mb: int = 200,
     say: Say = print,
 ) -> dict[str, Any]:
     """Run the suite (``parts``: any of ``abcde``; a and b run together), print it, and
@@ -281,7 +284,7 @@ def run(
     if "e" in parts:
         from .memory import memory_part
 
-        memory_part(suite, memory_rows, memory_workers)
+        memory_part(suite, memory_rows, memory_workers, memory_model, forest_mb)
     errs = [m.name for m in suite.runs if m.error_count]
     suite.target(
         "zero_errors",
