@@ -180,7 +180,7 @@ def test_the_model_is_deserialised_once_per_worker(cluster: Client, work: Path) 
     fresh = work / "models-fresh"  # a model file no worker has loaded yet
     fresh.mkdir()
     src = work / "models" / "forest.joblib"
-    (work / "fresh.joblib").write_bytes(src.read_bytes() + b"")  # same model, new file
+    (work / "fresh.joblib").write_bytes(src.read_bytes())  # the same model in a new file
     manifest.add_model(work / "fresh.joblib", fresh, name="fresh", trust=True)
     data = _write_input(frame, "parquet", work / "in-once")
     summary = score_files(models=fresh, model="fresh", data=data, out=work / "out-once",
@@ -315,3 +315,19 @@ def test_local_scheduler_starts_its_own_cluster(work: Path, predictor: Predictor
     got = list(_read_output(work / "out-local")["prediction"])
     assert got == predictor.predict_rows(frame, "knn-k5", labels="ko")
     assert "scoring" not in capfd.readouterr().err, "no progress bar when not a terminal"
+
+
+def test_the_benchmark_runs_end_to_end(tmp_path: Path) -> None:
+    """fishpredict.perf.dask on a few rows: both runs score everything, equally."""
+    from fishpredict.perf import dask as bench
+
+    lines: list[str] = []
+    result = bench.run(rows=3_000, say=lines.append, work_dir=str(tmp_path))
+    assert result["one_process"]["rows"] == result["cluster"]["rows"] == 3_000
+    assert result["cluster_small"]["rows"] == 300
+    assert result["verdicts"]["equal_answers"] is True
+    assert len(result["cluster"]["worker_peak_rss"]) == 2
+    assert all(0 < p < 4 * bench.TARGET_WORKER_BYTES for p in result["cluster"]["worker_peak_rss"])
+    text = "\n".join(lines)
+    assert "speed-up" in text and "peak RSS per worker" in text and "CPU s" in text
+    assert list(tmp_path.iterdir()) == [], "the work directory is cleaned up"
