@@ -47,6 +47,9 @@ def recorder(monkeypatch: pytest.MonkeyPatch, name: str) -> list[dict[str, Any]]
         (["peers", "--connections", "8", "--settle", "30"],
          {"quick": False, "mlserver": None, "connections": 8, "settle_s": 30.0}),
         (["predictor", "--rows", "2_000", "--quick"], {"big_rows": 2000, "quick": True}),
+        (["dask"], {"rows": 10_000_000, "quick": False, "workers": 2, "work_dir": None}),
+        (["dask", "--quick", "--rows", "5000", "--workers", "3", "--work-dir", "/tmp/w"],
+         {"rows": 5000, "quick": True, "workers": 3, "work_dir": "/tmp/w"}),
     ],
 )
 def test_options_reach_run_and_json_is_written(

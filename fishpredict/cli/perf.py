@@ -94,6 +94,24 @@ def peers(quick: bool, mlserver: str | None, connections: int, settle: float | N
     return 0
 
 
+@perf.command(short_help="bulk scoring: a LocalCluster of N workers vs one process")
+@quick_option("at most 1,000,000 rows")
+@click.option("--rows", type=POSITIVE_INT, default=10_000_000, show_default=True,
+              help="rows of the Parquet input the 100-tree forest scores")
+@click.option("--workers", type=POSITIVE_INT, default=2, show_default=True,
+              help="worker processes of the LocalCluster")
+@click.option("--work-dir", default=None, metavar="DIR",
+              help="where the input and output files go (default: a temporary directory)")
+@json_option("also write the figures as JSON to FILE ('-': stdout)")
+def dask(quick: bool, rows: int, workers: int, work_dir: str | None,
+         json_out: str | None) -> int:
+    """Score a file with a 100-tree forest on a Dask LocalCluster and in one process:
+    seconds, rows/s, CPU and peak memory per process, and the answers compared."""
+    write_json(json_out, _suite("dask").run(rows=rows, quick=quick, workers=workers,
+                                            work_dir=work_dir))
+    return 0
+
+
 def _load(duration: float | None, connections: int, quick: bool, settle: float | None) -> Any:
     from ..perf.loads import Load
 
