@@ -346,6 +346,8 @@ class Connection(asyncio.Protocol):
         """The server is stopping: close at once if idle, else after the current answer."""
         if self._lost or self._closing or self._pending or self._phase != IDLE:
             return
+        if flow.unread(self._transport):
+            return  # its request is on its way: read it, answer it, then close
         self._close_idle()
 
     def abort(self) -> None:

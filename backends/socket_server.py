@@ -84,5 +84,43 @@ async def run(
         try:
             await stop.wait()
         finally:
+            await _take_queued(loop, sock, state)
             server.close()  # stop accepting: closes this worker's copy of the socket only
             await _drain(state, service.config.drain_timeout)
+
+
+async def _take_queued(
+    loop: asyncio.AbstractEventLoop, sock: socket.socket, state: ServerState
+) -> None:
+    """Serve the connections already in the kernel's accept queue, and what they sent.
+
+    Closing the listening socket resets every connection still queued on it: a
+    client that connected (and sent half a body) just before SIGTERM, but that
+    this worker had not accepted yet, would see "Connection reset" instead of
+    its answer. So they are accepted first, and the bytes they already sent are
+    parsed now, so that the drain sees their requests under way.
+    """
+    for _ in range(BACKLOG):
+        try:
+            conn, _ = sock.accept()
+        except OSError:  # BlockingIOError: the queue is empty
+            return
+        conn.setblocking(False)
+        try:
+            first = conn.recv(1 << 16)
+            if not first:  # the client has closed already
+                conn.close()
+                continue
+        except BlockingIOError:
+            first = b""  # connected, nothing sent yet
+        except OSError:
+            conn.close()
+            continue
+        protocol = HttpProtocol(state)
+        try:
+            await loop.connect_accepted_socket(lambda p=protocol: p, sock=conn)
+        except OSError:
+            conn.close()
+            continue
+        if first:
+            protocol.data_received(first)

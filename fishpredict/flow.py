@@ -54,6 +54,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import socket
 import time
 from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Final, Protocol
@@ -326,6 +327,20 @@ def still_sending(transport: asyncio.Transport, unsent: int) -> int:
     return size if 0 < size < unsent else 0
 
 
+def unread(transport: asyncio.BaseTransport) -> bool:
+    """Whether bytes the client sent still wait, unread, in the kernel: a connection
+    that looks idle to a draining server but whose request is on its way (closing it
+    now would reset it). One peek, for the drain only."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return False
+    try:
+        with socket.fromfd(sock.fileno(), sock.family, socket.SOCK_STREAM) as dup:
+            return bool(dup.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except OSError:  # BlockingIOError: nothing waits; or the connection is gone
+        return False
+
+
 async def linger_stream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """The lingering close for a backend on asyncio streams: call it after the last
     answer (a refusal) is written. Shuts our side once the answer is sent, drops
@@ -374,5 +389,6 @@ __all__ = [
     "linger_stream",
     "seconds",
     "still_sending",
+    "unread",
     "upgrade_refused",
 ]
