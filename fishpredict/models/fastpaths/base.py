@@ -132,6 +132,7 @@ def ask(estimator: Any, method: str, X: FloatArray, first_row: int = 0) -> npt.N
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="X does not have valid feature names")
+            warnings.filterwarnings("ignore", category=RuntimeWarning)  # its overflow casts
             return np.asarray(getattr(estimator, method)(X))
     except Exception as exc:
         where = f"row {first_row}: " if len(X) == 1 else ""

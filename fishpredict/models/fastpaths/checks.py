@@ -4,8 +4,8 @@ many answers differ there.
 Rows are built in the space the final step sees (after the pipeline's scalers) and
 taken back through the scalers' ``inverse_transform``: for trees, random rows over
 the span of the split thresholds plus rows sitting exactly on thresholds and on each
-side of their float32 cut; for KNN, the training points (distance-0 ties), midpoints
-of pairs of them (equidistant ties) and random rows around them; for linear
+side of their float32 cut; for KNN, the training points (distance-0 ties; up to
+2,000), midpoints of pairs of them (equidistant ties) and random rows around them; for linear
 classifiers, random rows at several scales and those rows moved onto the decision
 boundary. Batches are compared with ``estimator.predict`` on the same chunks,
 one-row answers with the estimator on the same row (linear models, whose last bits
@@ -30,6 +30,8 @@ RANDOM_ROWS: Final = 2000
 THRESHOLD_NODES: Final = 3000
 #: pairs of training points whose midpoints give KNN check rows (a sample beyond)
 KNN_PAIRS: Final = 20_000
+#: training points that are KNN check rows themselves (a sample beyond)
+KNN_POINTS: Final = 2000
 #: check rows x training points x features a KNN check may cost
 KNN_CHECK_WORK: Final = 40_000_000
 #: rows also answered one at a time
@@ -81,16 +83,19 @@ def _tree_rows(fast: Trees, rng: np.random.Generator) -> FloatArray:
 def _knn_rows(fast: Knn, rng: np.random.Generator) -> FloatArray:
     fit = fast._fit
     m, d = fit.shape
-    budget = max(200, KNN_CHECK_WORK // max(1, m * d) - m - RANDOM_ROWS // 2)
-    pairs = min(KNN_PAIRS, budget)
+    total = max(1200, KNN_CHECK_WORK // max(1, m * d))  # rows the check can afford
+    n_points = min(m, KNN_POINTS, total // 2)
+    n_rand = min(RANDOM_ROWS // 2, total // 4)
+    pairs = min(KNN_PAIRS, max(200, total - n_points - n_rand))
     if m * (m - 1) // 2 <= pairs:
         i, j = np.triu_indices(m, k=1)
     else:
         i, j = rng.integers(0, m, pairs), rng.integers(0, m, pairs)
     lo, hi = fit.min(axis=0), fit.max(axis=0)
     span = np.maximum(hi - lo, 1e-6)
-    rand = rng.uniform(lo - 0.25 * span, hi + 0.25 * span, (RANDOM_ROWS // 2, d))
-    return np.vstack([fit, (fit[i] + fit[j]) / 2.0, rand])
+    rand = rng.uniform(lo - 0.25 * span, hi + 0.25 * span, (n_rand, d))
+    points = fit if n_points == m else fit[rng.choice(m, n_points, replace=False)]
+    return np.vstack([points, (fit[i] + fit[j]) / 2.0, rand])
 
 
 def _linear_rows(fast: LinearClassifier | LinearRegressor, rng: np.random.Generator
