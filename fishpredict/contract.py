@@ -255,7 +255,8 @@ class Service:
     def _batchable(self, job: Job) -> bool:
         return (
             job.rows.n == 1
-            and (job.model.fast is None or job.rows.has_nan or job.rows.array is None)
+            and (job.model.fast is None or job.model.fast.prefers_batches
+                 or job.rows.has_nan or job.rows.array is None)
             and self.predictor is not None
             and self.predictor.cache
         )

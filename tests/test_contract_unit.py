@@ -67,9 +67,9 @@ def post(
 
 
 def test_route_names_match_the_service(service: Service) -> None:
-    name = service.require_predictor().models()[0].name
+    model = service.require_predictor().models()[0]
     for route in route_names():
-        path = route.replace("{name}", name).replace("{version}", "1")
+        path = route.replace("{name}", model.name).replace("{version}", model.sha256[:12])
         assert service.handle("GET", path, "", {}).status != 404 or route == "/admin/reload"
 
 
@@ -179,6 +179,46 @@ def test_fish_async_matches_sync_through_the_micro_batcher() -> None:
         )
 
     assert asyncio.run(all_async()) == [service.handle("GET", "/fish", q, {}) for q in queries]
+
+
+def test_one_row_jobs_of_a_forest_that_walks_its_trees_are_micro_batched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A forest whose one-row path walks tree by tree (prefers_batches) has its one-row
+    requests coalesced like a model without a fast path; a KNN's are answered at once."""
+    import joblib
+    from sklearn.ensemble import RandomForestClassifier
+
+    from fishpredict.models.fastpaths import trees
+
+    monkeypatch.setattr(trees, "VECTOR_MAX_NODES", 0)
+    data = load_fish()
+    joblib.dump(RandomForestClassifier(10, random_state=0).fit(data.X, data.y),
+                tmp_path / "forest.joblib")
+    predictor = Predictor(tmp_path / "forest.joblib", trust=True)
+    service = Service(predictor, ServeConfig(batch_max=64))
+    assert service.batcher is not None
+    fast = predictor.model("forest").fast
+    assert fast is not None and fast.prefers_batches
+    submitted: list[int] = []
+    submit = service.batcher.submit
+
+    async def counting(job: Any) -> Any:
+        submitted.append(job.rows.n)
+        return await submit(job)
+
+    monkeypatch.setattr(service.batcher, "submit", counting)
+    bodies = [json.dumps({"instances": [row]}).encode() for row in data.X[:20].tolist()]
+
+    async def all_async() -> list[Response]:
+        return list(await asyncio.gather(*(
+            service.handle_async("POST", "/predict", "model=forest", JSON, b)
+            for b in bodies)))
+
+    answers = asyncio.run(all_async())
+    assert submitted == [1] * len(bodies)
+    assert answers == [service.handle("POST", "/predict", "model=forest", JSON, b)
+                       for b in bodies]
 
 
 # ---- POST /predict -----------------------------------------------------------------------
@@ -357,9 +397,17 @@ def test_metrics_method_label_is_bounded(service: Service) -> None:
     assert text.count('method="X') < 10
 
 
-def test_openapi_is_the_packaged_file(service: Service) -> None:
-    response = service.handle("GET", "/openapi.json", "", {})
-    assert response.body == resources.files("fishpredict").joinpath("openapi.json").read_bytes()
+def test_openapi_is_the_packaged_file_tailored_to_the_models(service: Service) -> None:
+    """The served spec is the packaged one with each templated model path made concrete
+    for every loaded model; every other path and every component is the packaged one."""
+    served = json.loads(service.handle("GET", "/openapi.json", "", {}).body)
+    packaged = json.loads(resources.files("fishpredict").joinpath("openapi.json").read_bytes())
+    names = [m.name for m in service.require_predictor().models()]
+    plain = {p for p in packaged["paths"] if "{" not in p and p != "/admin/reload"}
+    assert plain <= set(served["paths"])
+    extra = set(served["paths"]) - plain
+    assert extra and all(any(n in p for n in names) for p in extra), extra
+    assert set(served["components"]["schemas"]) >= set(packaged["components"]["schemas"])
 
 
 # ---- admin reload ------------------------------------------------------------------------

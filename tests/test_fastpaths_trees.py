@@ -220,6 +220,8 @@ def test_every_one_row_strategy(limits: tuple[int, int], monkeypatch: pytest.Mon
         else:
             assert [fast.predict_one(q) for q in Q] == list(codes(est, Q))
         assert fastpaths.verify(fast, est) == 0
+        # only a forest that walks tree by tree asks the server to batch its one-row jobs
+        assert fast.prefers_batches == (fast.family == "forest" and limits[0] == 0)
 
 
 def test_a_sabotaged_tree_is_caught_by_the_check() -> None:

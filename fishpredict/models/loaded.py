@@ -43,6 +43,9 @@ class FastPath(Protocol):
     task: str
     n_features: int
     has_proba: bool
+    #: its one-row path costs more than a share of a batch: the server micro-batches
+    #: concurrent one-row requests for it as for a model without a fast path
+    prefers_batches: bool
 
     def predict(self, X: FloatArray) -> npt.NDArray[Any]: ...
     def predict_one(self, x: FloatArray) -> int | float: ...

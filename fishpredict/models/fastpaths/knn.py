@@ -56,6 +56,7 @@ class Knn:
     """Exact k-nearest-neighbours votes for one fitted classifier."""
 
     family = "knn"
+    prefers_batches = False
     task = "classifier"
 
     def __init__(self, estimator: Any, knn: Any, pre: Transform | None, metric: str) -> None:

@@ -48,6 +48,7 @@ class LinearClassifier:
     """Scores ``X @ W + b`` (W the estimator's own ``coef_.T``) and their winner."""
 
     family = "linear"
+    prefers_batches = False
     task = "classifier"
 
     def __init__(self, final: Any, pre: Transform | None, proba: str | None) -> None:
@@ -115,6 +116,7 @@ class LinearRegressor:
     """``X @ coef_ + intercept_`` on the estimator's own arrays."""
 
     family = "linear"
+    prefers_batches = False
     task = "regressor"
     has_proba = False
 

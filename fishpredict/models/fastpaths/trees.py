@@ -92,6 +92,9 @@ class Trees:
         self._base = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
         self._one = "vector" if family == "forest" and n_nodes <= VECTOR_MAX_NODES else \
             "walk" if n_nodes <= WALK_MAX_NODES else "apply"
+        # a forest too big to take in one vector step walks each tree in Python (or asks
+        # scikit-learn per tree): 100-200 us a row, where a batch's row costs a few
+        self.prefers_batches = family == "forest" and self._one != "vector"
         if self._one != "apply":
             self._flatten(sizes)
 
