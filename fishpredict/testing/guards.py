@@ -16,8 +16,8 @@ in the contract's words (docs/reliability.md):
   traceback and at most one log line;
 - past ``max_connections``: **503** + ``Retry-After``, then served again;
 - each refusal with ``Connection: close`` and no ``Server`` header, counted in
-  ``/metrics``, then a linger: a client still sending reads the answer and
-  the connection ends within ``LINGER_SECONDS``.
+  ``/metrics``, then a linger: a client still sending (a whole refused body)
+  reads the answer and the connection ends within ``LINGER_SECONDS``.
 
 Subclass it and name the backend::
 
@@ -274,6 +274,21 @@ class GuardSuite:
         assert_refused(reply, 431, "headers_too_large")
         assert reply.closed or reply.reset, reply.raw[-200:]
         assert reply.elapsed <= 0.2 + MARGIN, reply.elapsed
+
+    def test_a_client_sending_a_refused_body_whole_reads_the_413(
+        self, server: ServerProcess
+    ) -> None:
+        """A body 16 times ``max_body_bytes``, sent whole before reading (as urllib and
+        requests do): the early 413 arrives intact, because the server reads and drops
+        the rest of the body (the linger) instead of resetting the connection."""
+        size = 16 * SETTINGS["max_body_bytes"]
+        post = (
+            b"POST /predict HTTP/1.1\r\nHost: fish\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % size
+        )
+        reply = exchange(server.host, server.port, [post, b" " * size], timeout=10.0)
+        assert not reply.reset, reply.raw[:200]
+        assert_refused(reply, 413, "payload_too_large")
 
     def test_a_lingering_connection_is_aborted_in_time(self, server: ServerProcess) -> None:
         """After a refusal, a client that neither closes nor stops sending is cut
