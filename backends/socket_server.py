@@ -36,14 +36,9 @@ class ServerState(Limits):
     __slots__ = ("drained", "draining", "inflight")
 
     def __init__(
-        self,
-        service: Service,
-        loop: asyncio.AbstractEventLoop,
-        *,
-        max_head_bytes: int = MAX_HEAD_BYTES,
-        max_headers: int = MAX_HEADERS,
+        self, service: Service, loop: asyncio.AbstractEventLoop, **head_limits: int
     ) -> None:
-        super().__init__(service, loop, max_head_bytes=max_head_bytes, max_headers=max_headers)
+        super().__init__(service, loop, **head_limits)
         #: requests answered in a Task right now
         self.inflight = 0
         self.draining = False
