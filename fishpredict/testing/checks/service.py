@@ -203,9 +203,10 @@ class ServiceChecks:
         """Each route of the contract answers something other than 404 on the wire."""
         failures = []
         with contract.client(contract.ko) as c:
-            name = json.loads(c.get("/models").body)["models"][0]["name"]
+            model = json.loads(c.get("/models").body)["models"][0]
+            version = model["sha256"][:12]  # a model's V2 version
             for template in route_names():
-                route = template.replace("{name}", name).replace("{version}", "1")
+                route = template.replace("{name}", model["name"]).replace("{version}", version)
                 reply = c.request("GET" if route != "/predict" else "POST", route)
                 if reply.status == 404:
                     failures.append(f"{route}: {reply!r}")
