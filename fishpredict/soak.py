@@ -404,7 +404,7 @@ async def _run_load(host: str, port: int, config: SoakConfig, pid: int | None,
 def run_soak(config: SoakConfig) -> SoakResult:
     """Run the soak; start (and afterwards stop) a server unless ``config.url`` is given."""
     from .bench.config import parse_target
-    from .faults import healthy
+    from .testing.faults import healthy
 
     config = config.validated()
     server = None

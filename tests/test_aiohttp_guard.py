@@ -25,9 +25,9 @@ from fishpredict_backends import aiohttp_guard
 
 from fishpredict.contract import error
 from fishpredict.errors import BackendUnavailableError
-from fishpredict.faults import exchange
 from fishpredict.flow import LINGER_SECONDS
 from fishpredict.testing import ServerProcess
+from fishpredict.testing.faults import exchange
 from fishpredict.testing.guards import MARGIN, SETTINGS, GuardSuite, ask
 
 

@@ -24,9 +24,16 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from fishpredict.faults import RawReply, RawResponse, configured_server, exchange, healthy, leaked
 from fishpredict.plugins import list_backends
 from fishpredict.testing import ServerProcess
+from fishpredict.testing.faults import (
+    RawReply,
+    RawResponse,
+    configured_server,
+    exchange,
+    healthy,
+    leaked,
+)
 
 BACKEND = "socket"
 EXAMPLES = int(os.environ.get("FISHPREDICT_FUZZ_EXAMPLES") or 150)

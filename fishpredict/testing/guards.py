@@ -27,7 +27,7 @@ Subclass it and name the backend::
         backend = "mine"
 
 The suite starts one server per class with :data:`SETTINGS` (through
-:func:`fishpredict.faults.configured_server`, as the timeouts have no flag).
+:func:`fishpredict.testing.faults.configured_server`, as the timeouts have no flag).
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from ..faults import RawReply, configured_server, exchange, healthy
 from ..flow import LINGER_SECONDS, MAX_HEAD_BYTES, MAX_HEADERS
+from .faults import RawReply, configured_server, exchange, healthy
 from .server import ServerProcess
 
 #: the server the suite starts: short timeouts, so the deadlines show within seconds

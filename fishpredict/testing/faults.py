@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
-    from .testing.server import ServerProcess
+    from .server import ServerProcess
 
 #: text that must never reach a client: Python tracebacks and exception reprs
 TRACEBACK_MARKERS: Final = (b"Traceback (most recent call last)", b'File "/', b'.py", line ')
@@ -372,7 +372,7 @@ def configured_server(
     import json
     import sys
 
-    from .testing.server import ServerProcess
+    from .server import ServerProcess
 
     settings = {"host": "127.0.0.1", "port": 0, **settings}
     predictor = json.dumps({"models": models, "fast_path": fast_path})
