@@ -16,7 +16,7 @@ import pytest
 
 from fishpredict import artifacts
 from fishpredict.dataset import FishData, load_fish
-from fishpredict.soak import EXPECTED_STATUS, GOOD, MIX, Request, check_answer, schedule
+from fishpredict.soakmix import EXPECTED_STATUS, GOOD, MIX, Request, check_answer, schedule
 from fishpredict.testing import start_server
 
 

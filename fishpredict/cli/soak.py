@@ -48,7 +48,8 @@ def soak(url: str | None, backend: str | None, duration: float, connections: int
     answers by status, unexpected errors and the server's memory; exits 1 on any
     unexpected error or RSS growth over the limit. See docs/reliability.md.
     """
-    from ..soak import SoakConfig, format_text, run_soak, to_json
+    from ..soak import format_text, run_soak, to_json
+    from ..soakmix import SoakConfig
 
     if url is not None and backend is not None:
         raise ConfigError("give either a URL or --backend, not both")
