@@ -19,23 +19,21 @@ Use it from Python as a context manager::
 from __future__ import annotations
 
 import contextlib
-import errno
-import http.client
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import urlsplit
 
 from . import nginxconf
+from .clusterhealth import ClusterStatus, ProcessStatus, check_port_free, probe
 from .clusterstate import ClusterState, RunDir, log_tail
 from .errors import ClusterError, ConfigError
 from .nginxconf import find_nginx
@@ -78,63 +76,6 @@ class ClusterConfig:
             )
         if not 1 <= self.port <= 65535:
             raise ConfigError(f"port must be 1..65535, got {self.port}")
-
-
-@dataclass(frozen=True)
-class ProcessStatus:
-    """One line of ``cluster status``."""
-
-    role: str
-    pid: int
-    port: int
-    alive: bool
-    #: ``"ready"``, ``"not ready (503)"``, ``"unreachable (...)"``
-    health: str
-
-    @property
-    def ok(self) -> bool:
-        return self.alive and self.health == "ready"
-
-
-@dataclass(frozen=True)
-class ClusterStatus:
-    """What ``cluster status`` reports."""
-
-    url: str
-    run_dir: Path
-    processes: list[ProcessStatus] = field(default_factory=list)
-
-    @property
-    def healthy(self) -> bool:
-        return all(p.ok for p in self.processes)
-
-
-def check_port_free(host: str, port: int) -> None:
-    """:class:`ClusterError` unless ``host:port`` can be listened on (as nginx will)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise ClusterError(
-                    f"port {port} on {host} is already in use; pick another with --port"
-                ) from None
-            raise ClusterError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-
-
-def probe(host: str, port: int, path: str = "/readyz", timeout: float = 2.0) -> str:
-    """``"ready"`` if ``GET path`` answers 200, else what went wrong, in a few words."""
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        response.read()
-    except (OSError, http.client.HTTPException) as exc:
-        return f"unreachable ({type(exc).__name__})"
-    finally:
-        conn.close()
-    return "ready" if response.status == 200 else f"not ready ({response.status})"
 
 
 class Cluster:

@@ -27,8 +27,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from fishpredict import nginxconf, procs
 from fishpredict.cli import main
-from fishpredict.cluster import Cluster, ClusterConfig, check_port_free, find_nginx, log_tail
+from fishpredict.cluster import Cluster, ClusterConfig
+from fishpredict.clusterhealth import check_port_free
+from fishpredict.clusterstate import log_tail
 from fishpredict.errors import ClusterError, ConfigError
+from fishpredict.nginxconf import find_nginx
 from fishpredict.ports import free_port
 from fishpredict.procs import ProcessRecord, live_process
 
