@@ -54,11 +54,9 @@ async def _drain(state: ServerState, timeout: float) -> None:
         try:
             await asyncio.wait_for(state.drained.wait(), timeout)
         except TimeoutError:
-            log.warning(
-                "socket backend: %d connections still open after %.1f s; closing them",
-                len(state.conns),
-                timeout,
-            )
+            open_now = len(state.conns)
+            log.warning("socket backend: %d connections still open after %.1f s; "
+                        "closing them", open_now, timeout)
     for conn in list(state.conns):
         conn.abort()
 
