@@ -12,7 +12,7 @@ def test_a_quick_run_reports_every_model_in_one_table() -> None:
     lines: list[str] = []
     result = models.run(quick=True, seconds=0.02, only=("iris-knn", "cancer-forest",
                                                        "diabetes-ridge", "digits-svc"),
-                        say=lines.append)
+                        say=lines.append, http=False)
     names = [m["name"] for m in result["models"]]
     assert names == ["iris-knn", "cancer-forest-10", "diabetes-ridge", "digits-svc"]
     families = {m["name"]: m["fast_path"] for m in result["models"]}
@@ -35,3 +35,21 @@ def test_a_quick_run_reports_every_model_in_one_table() -> None:
         assert row.count("x  ") >= 2 and ("MET" in row)
     assert "targets:" in text and "noise:" in text
     json.dumps(result)  # --json can write it as it is
+
+
+def test_the_http_part_serves_both_models_with_batching_on_and_off() -> None:
+    """Four real servers (two models x batching on/off), a short load each: every
+    figure is there, zero errors, and the target line says what it judged."""
+    from fishpredict.perf.modelbatching import http_part
+
+    lines: list[str] = []
+    result = http_part(quick=True, connections=4, say=lines.append)
+    assert set(result["models"]) == {"logistic", "forest"}
+    for figures in result["models"].values():
+        assert figures["on"]["rps"] > 0 and figures["off"]["rps"] > 0
+        assert figures["on"]["error_count"] == figures["off"]["error_count"] == 0
+        assert figures["ratio"] == figures["on"]["rps"] / figures["off"]["rps"]
+    text = "\n".join(lines)
+    assert "on vs off" in text and text.count("\nforest ") == 2
+    assert lines[-1].startswith("target: micro-batching on >= 10x off")
+    assert lines[-1].endswith("MET")

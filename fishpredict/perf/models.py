@@ -179,10 +179,11 @@ def _table(results: list[dict[str, Any]]) -> str:
 
 
 def run(*, quick: bool = False, seconds: float | None = None, only: tuple[str, ...] = (),
-        say: Say = print) -> dict[str, Any]:
+        say: Say = print, http: bool = True) -> dict[str, Any]:
     """Train the zoo, time every model's one-row and 64-row predict both ways, print one
     table and return its figures. ``only`` keeps the models whose names start with one
-    of its strings; ``seconds`` is the time per pair of figures."""
+    of its strings; ``seconds`` is the time per pair of figures. ``http``: also
+    micro-batching on vs off over HTTP (:mod:`fishpredict.perf.modelbatching`)."""
     secs = seconds if seconds is not None else (0.5 if quick else 3.0)
     entries = [e for e in _zoo(quick) if not only or e.name.startswith(only)]
     say(header("fishpredict perf models"))
@@ -201,6 +202,12 @@ def run(*, quick: bool = False, seconds: float | None = None, only: tuple[str, .
               if not r[part]["met"]]
     say(f"\ntargets: {len(results) * 2 - len(missed)} of {len(results) * 2} met"
         + (f"; NOT MET: {', '.join(missed)}" if missed else ""))
+    batching = None
+    if http:
+        from .modelbatching import http_part
+
+        batching = http_part(quick=quick, say=say)
     say(load_line("after"))
-    return {"models": results, "table": table_text, "all_met": not missed, "noise": noise,
-            "seconds_per_measurement": secs}
+    return {"models": results, "table": table_text, "noise": noise,
+            "all_met": not missed and (batching is None or batching["met"]),
+            "seconds_per_measurement": secs, "http_batching": batching}
