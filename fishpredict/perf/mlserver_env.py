@@ -13,18 +13,17 @@ path the user gives: a virtual environment or an ``mlserver`` executable.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
 from ..errors import ConfigError
+from ..venvs import locked
 
 #: the MLServer releases the peer benchmark was written against; the uvloop of their
 #: day (MLServer 1.7.1's inference workers call ``asyncio.get_event_loop()`` before any
@@ -78,18 +77,6 @@ def mlserver_executable(given: str | None = None, say: Callable[[str], None] = p
     return _bin(ensure_venv(default_venv(), say=say), "mlserver")
 
 
-@contextlib.contextmanager
-def _locked(venv: Path) -> Iterator[None]:
-    """One creator at a time (two runs starting at once share one environment)."""
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    with open(venv.parent / f".{venv.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def is_ready(venv: Path, packages: tuple[str, ...]) -> bool:
     """Whether ``venv`` was made whole, with these packages."""
     marker = venv / MARKER
@@ -107,7 +94,7 @@ def ensure_venv(venv: Path, say: Callable[[str], None] = print,
     already there; return it. A failed install raises :class:`ConfigError` with pip's
     last lines."""
     packages = packages if packages is not None else pinned_packages()
-    with _locked(venv):
+    with locked(venv):
         if is_ready(venv, packages):
             return venv
         if venv.exists():

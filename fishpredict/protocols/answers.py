@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..contract import Reply, Service, plain_error
 from ..models.loaded import LoadedModel
 
 
@@ -50,3 +51,10 @@ def values_json(values: npt.NDArray[Any]) -> str:
     elif arr.dtype.kind == "O":
         listed = _finite_or_none([_plain(v) for v in listed]) if arr.ndim == 1 else listed
     return json.dumps(listed, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def require_ready(service: Service) -> None:
+    """A V1/V2 request while nothing is loaded or the server drains: their 503."""
+    if service.predictor is None or service.draining:
+        raise Reply(plain_error(503, "not_ready", "the server is not ready",
+                                service.retry_after()))

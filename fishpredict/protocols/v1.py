@@ -22,7 +22,7 @@ from ..errors import InvalidInputError
 from ..models import rows as rowslib
 from ..models.loaded import LoadedModel
 from ..routes import Answer, Job, Request, Route
-from .answers import label_table, values_json
+from .answers import label_table, require_ready, values_json
 
 
 def _model(service: Service, req: Request) -> LoadedModel:
@@ -30,26 +30,20 @@ def _model(service: Service, req: Request) -> LoadedModel:
     return predictor.model(req.params["name"])
 
 
-def _not_ready(service: Service) -> None:
-    if service.predictor is None or service.draining:
-        raise Reply(plain_error(503, "not_ready", "the server is not ready",
-                                service.retry_after()))
-
-
 def _models(service: Service, req: Request) -> Response:
-    _not_ready(service)
+    require_ready(service)
     predictor = service.require_predictor()
     return Response(200, codec.dumps({"models": [m.name for m in predictor.models()]}))
 
 
 def _model_ready(service: Service, req: Request) -> Response:
-    _not_ready(service)
+    require_ready(service)
     model = _model(service, req)
     return Response(200, codec.dumps({"name": model.name, "ready": True}))
 
 
 def _predict_decode(service: Service, req: Request) -> Job:
-    _not_ready(service)
+    require_ready(service)
     limit = service.body_limit_response(len(req.body))
     if limit is not None:
         raise Reply(limit)

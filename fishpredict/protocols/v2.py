@@ -32,6 +32,7 @@ from ..models.loaded import LoadedModel
 from ..models.signature import OUTPUTS
 from ..routes import Answer, Job, Request, Route
 from . import v2_binary as binary
+from .answers import require_ready
 from .v2_tensors import (
     DTYPES,
     Tensor,
@@ -53,12 +54,6 @@ CONTENT_TYPES: Final = ("np", "pd")
 def version_of(model: LoadedModel) -> str:
     """The one version a model is served under."""
     return model.info.sha256[:12] or "1"
-
-
-def _not_ready(service: Service) -> None:
-    if service.predictor is None or service.draining:
-        raise Reply(plain_error(503, "not_ready", "the server is not ready",
-                                service.retry_after()))
 
 
 def _model(service: Service, req: Request) -> LoadedModel:
@@ -90,7 +85,7 @@ def _ready(service: Service, req: Request) -> Response:
 
 
 def _model_ready(service: Service, req: Request) -> Response:
-    _not_ready(service)
+    require_ready(service)
     model = _model(service, req)
     return Response(200, codec.dumps({"name": model.name, "ready": True}))
 
@@ -194,7 +189,7 @@ def _outputs(model: LoadedModel, doc: dict[str, Any],
 
 
 def _infer_decode(service: Service, req: Request) -> Job:
-    _not_ready(service)
+    require_ready(service)
     limit = service.body_limit_response(len(req.body))
     if limit is not None:
         raise Reply(limit)

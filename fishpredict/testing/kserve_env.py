@@ -10,15 +10,14 @@ A marker written last says the environment is whole; one without it is made agai
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
+
+from ..venvs import locked
 
 #: the SDK release the tests were written against
 KSERVE_PACKAGES: Final = ("kserve==0.21.0",)
@@ -35,23 +34,12 @@ def python_of(venv: Path) -> Path:
     return venv / "bin" / "python"
 
 
-@contextlib.contextmanager
-def _locked(venv: Path) -> Iterator[None]:
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    with open(venv.parent / f".{venv.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def ensure(venv: Path | None = None) -> Path:
     """The environment's python, the environment made first when it is missing or
     half-made (:class:`RuntimeError` with pip's last words if the install fails)."""
     venv = venv or default_venv()
     marker = venv / MARKER
-    with _locked(venv):
+    with locked(venv):
         if marker.is_file() and marker.read_text() == " ".join(KSERVE_PACKAGES):
             return python_of(venv)
         shutil.rmtree(venv, ignore_errors=True)
