@@ -22,7 +22,7 @@ def test_a_quick_run_reports_every_model_in_one_table() -> None:
         for part in ("one_row", "rows_64"):
             p = m[part]
             assert p["sklearn_s"] > 0 and p["fishpredict_s"] > 0
-            assert p["speedup"] == p["sklearn_s"] / p["fishpredict_s"]
+            assert p["speedup"] > 0  # the median of the rounds' ratios
             assert p["met"] == (p["speedup"] >= p["target"])
     assert {m["name"]: m["one_row"]["target"] for m in result["models"]}["cancer-forest-10"] == 50
     assert result["models"][-1]["one_row"]["target"] < 1  # "at most 10% slower"
@@ -35,6 +35,15 @@ def test_a_quick_run_reports_every_model_in_one_table() -> None:
         assert row.count("x  ") >= 2 and ("MET" in row)
     assert "targets:" in text and "noise:" in text
     json.dumps(result)  # --json can write it as it is
+
+
+def test_paired_ratios_say_which_call_does_more_work() -> None:
+    """Twenty times the work is slower in the median round, whatever else the machine
+    runs; the medians of the rounds' times are given beside it."""
+    pair = models.paired(lambda: sum(range(20_000)), lambda: sum(range(1_000)), 0.2, rounds=8)
+    assert pair.ratio > 2 and pair.a_s > pair.b_s > 0
+    back = models.paired(lambda: sum(range(1_000)), lambda: sum(range(20_000)), 0.2, rounds=8)
+    assert back.ratio < 0.5
 
 
 def test_the_http_part_serves_both_models_with_batching_on_and_off() -> None:

@@ -203,8 +203,9 @@ class LoadedModel:
             code = table.get(labels[0].item() if hasattr(labels[0], "item") else labels[0])
             if code is not None:
                 return np.array([code], dtype=np.intp)
-        codes = np.searchsorted(classes, labels) if ordered else None
-        if codes is None or (codes >= len(classes)).any() or (classes[codes] != labels).any():
+        codes = classes.searchsorted(labels) if ordered else None
+        # a label past the last class clips to it, and then differs: one comparison
+        if codes is None or not (classes.take(codes, mode="clip") == labels).all():
             try:
                 return np.array([table[v.item() if hasattr(v, "item") else v] for v in labels],
                                 dtype=np.intp)

@@ -17,6 +17,7 @@ than scikit-learn.
 
 from __future__ import annotations
 
+import statistics
 import time
 import warnings
 from collections.abc import Callable
@@ -29,11 +30,13 @@ from ..models.build import build
 from ..models.loaded import LoadedModel
 from ..models.rows import Rows
 from .machine import header, table
-from .report import load_line, ratio, verdict
+from .report import load_line, verdict
 
 Say = Callable[[str], None]
 #: no fast path: fishpredict may be at most this much slower than scikit-learn
 SLOWER_AT_MOST = 0.10
+#: rounds of each pair of timings
+ROUNDS = 48
 
 
 @dataclass
@@ -84,12 +87,24 @@ def _zoo(quick: bool) -> list[Entry]:
     ]
 
 
-def paired(a: Callable[[], Any], b: Callable[[], Any], seconds: float, rounds: int = 16
-           ) -> tuple[float, float]:
-    """CPU seconds per call of ``a`` and of ``b`` (``time.process_time``: time the
-    process was not running, because other jobs had the cores, does not count). Each
-    round runs a fixed number of calls, sized to take ``seconds / rounds / 2``; the two
-    take turns (who goes first alternates) and each keeps its best round."""
+@dataclass(frozen=True)
+class Pair:
+    """Two calls timed in turns: the median CPU seconds per call of each, and the median
+    of the per-round ratios ``a / b`` (how many times faster ``b`` is)."""
+
+    a_s: float
+    b_s: float
+    ratio: float
+
+
+def paired(a: Callable[[], Any], b: Callable[[], Any], seconds: float, rounds: int = ROUNDS
+           ) -> Pair:
+    """Time ``a`` and ``b`` in CPU seconds (``time.process_time``: time the process was
+    not running, because other jobs had the cores, does not count). Each round runs a
+    fixed number of calls of each, sized so that the rounds take ``seconds`` in all; the
+    two go back to back (who goes first alternates), so a round's ratio compares them
+    under the same machine state, and the median of the rounds' ratios ignores the
+    rounds a neighbour or a frequency change spoiled."""
     calls = []
     for fn in (a, b):
         fn()
@@ -98,16 +113,18 @@ def paired(a: Callable[[], Any], b: Callable[[], Any], seconds: float, rounds: i
             fn()
             n += 1
         per = (time.perf_counter() - t0) / n
-        calls.append(max(5, int(seconds / rounds / 2 / per)))
-    best = [float("inf"), float("inf")]
+        calls.append(max(3, int(seconds / rounds / 2 / per)))
+    times: list[list[float]] = [[], []]
     for r in range(rounds):
         for i in (0, 1) if r % 2 == 0 else (1, 0):
             fn, n = (a, b)[i], calls[i]
             t0 = time.process_time()
             for _ in range(n):
                 fn()
-            best[i] = min(best[i], (time.process_time() - t0) / n)
-    return best[0], best[1]
+            times[i].append((time.process_time() - t0) / n)
+    ratios = [x / y if y > 0 else float("inf") for x, y in zip(*times, strict=True)]
+    return Pair(statistics.median(times[0]), statistics.median(times[1]),
+                statistics.median(ratios))
 
 
 def _one_row_call(model: LoadedModel, x: Any) -> Callable[[], Any]:
@@ -133,29 +150,32 @@ def _measure(entry: Entry, seconds: float) -> dict[str, Any]:
     base = np.asarray(data, dtype=np.float64)[:64]  # training rows, perturbed by 1%
     X = np.ascontiguousarray(base * (1 + np.random.default_rng(0).normal(0, 0.01, base.shape)))
     x = np.ascontiguousarray(X[0])
-    one_sk, one_fp = paired(lambda: est.predict(X[:1]), _one_row_call(model, x), seconds)
-    batch_sk, batch_fp = paired(lambda: est.predict(X), _batch_call(model, X), seconds)
+    one = paired(lambda: est.predict(X[:1]), _one_row_call(model, x), seconds)
+    batch = paired(lambda: est.predict(X), _batch_call(model, X), seconds)
     out: dict[str, Any] = {"name": entry.name, "estimator": type(est).__name__,
                            "fast_path": model.info.fast_path}
-    for part, sk, fp, target in (("one_row", one_sk, one_fp, entry.one_target),
-                                 ("rows_64", batch_sk, batch_fp, entry.batch_target)):
-        speed = ratio(sk, fp)
+    for part, pair, target in (("one_row", one, entry.one_target),
+                               ("rows_64", batch, entry.batch_target)):
         wanted = target if target is not None else 1.0 / (1.0 + SLOWER_AT_MOST)
-        out[part] = {"sklearn_s": sk, "fishpredict_s": fp, "speedup": speed,
-                     "target": wanted, "met": bool(speed >= wanted)}
+        out[part] = {"sklearn_s": pair.a_s, "fishpredict_s": pair.b_s, "speedup": pair.ratio,
+                     "target": wanted, "met": bool(pair.ratio >= wanted)}
     return out
 
 
 def _noise(seconds: float) -> float:
-    """How far apart this machine puts two timings of the same call (a 1-row SVC)."""
+    """How far from 1x the method puts a call against itself (a 1-row SVC)."""
     from sklearn import datasets
     from sklearn.svm import SVC
 
     X, y = datasets.load_iris(return_X_y=True)
     est = SVC().fit(X, y)
     row = np.ascontiguousarray(X[:1])
-    a, b = paired(lambda: est.predict(row), lambda: est.predict(row), seconds)
-    return abs(a - b) / min(a, b)
+    return abs(paired(lambda: est.predict(row), lambda: est.predict(row), seconds).ratio - 1)
+
+
+def _ratio_text(speed: float) -> str:
+    """Two decimals near 1x (where the 10% line is), one above."""
+    return f"{speed:.2f}x" if speed < 10 else f"{speed:.1f}x"
 
 
 def _target_text(r: dict[str, Any], fast: bool) -> str:
@@ -173,7 +193,7 @@ def _table(results: list[dict[str, Any]]) -> str:
         for part in ("one_row", "rows_64"):
             p = r[part]
             line += [f"{p['sklearn_s'] * 1e6:.1f}", f"{p['fishpredict_s'] * 1e6:.1f}",
-                     f"{p['speedup']:.1f}x", _target_text(p, fast), verdict(p["met"])]
+                     _ratio_text(p["speedup"]), _target_text(p, fast), verdict(p["met"])]
         rows.append(tuple(line))
     return table(rows)
 
@@ -191,11 +211,11 @@ def run(*, quick: bool = False, seconds: float | None = None, only: tuple[str, .
     say("# one row: LoadedModel.predict_row_code (classifiers) or predict_values "
         "(regressors), the server's path, vs estimator.predict on the same (1, d) row; "
         "64 rows: predict_codes / predict_values vs estimator.predict; CPU time per call "
-        f"(process_time), both taking turns in 16 rounds, {secs:g} s per pair, the best "
-        "round of each")
+        f"(process_time), both back to back in {ROUNDS} rounds, {secs:g} s per pair; the "
+        "times are the medians of the rounds, the ratio the median of the rounds' ratios")
     results = [_measure(e, secs) for e in entries]
     noise = _noise(secs)
-    say(f"# noise: the same scikit-learn call timed against itself differed by {noise:.0%}")
+    say(f"# noise: the same scikit-learn call timed against itself: {1 + noise:.3f}x")
     say("")
     say(table_text := _table(results))
     missed = [f"{r['name']} ({part})" for r in results for part in ("one_row", "rows_64")
