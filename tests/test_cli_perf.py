@@ -42,6 +42,7 @@ def recorder(monkeypatch: pytest.MonkeyPatch, name: str) -> list[dict[str, Any]]
         (["models", "--quick"], {"quick": True}),
         (["models", "--seconds", "0.2", "--only", "knn, forest"],
          {"quick": False, "seconds": 0.2, "only": ("knn", "forest")}),
+        (["models", "--quick", "--no-http"], {"quick": True, "http": False}),
         (["peers", "--quick", "--mlserver", "/opt/mlserver"],
          {"quick": True, "mlserver": "/opt/mlserver", "connections": 64, "settle_s": 0.0}),
         (["peers", "--connections", "8", "--settle", "30"],

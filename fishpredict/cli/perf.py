@@ -61,11 +61,17 @@ def predictor(rows: int, quick: bool, json_out: str | None) -> int:
               help="time per figure (default: the suite's)")
 @click.option("--only", default=None, metavar="NAMES",
               help="comma-separated: keep the models whose names start with one of these")
+@click.option("--no-http", "no_http", is_flag=True,
+              help="skip the HTTP part (micro-batching on vs off over the socket backend)")
 @json_option("also write the figures as JSON to FILE ('-': stdout)")
-def models(quick: bool, seconds: float | None, only: str | None, json_out: str | None) -> int:
+def models(quick: bool, seconds: float | None, only: str | None, no_http: bool,
+           json_out: str | None) -> int:
     """A zoo of models (every fast-path family, and models without one): one-row and
-    64-row predict, each against estimator.predict in the same process."""
+    64-row predict, each against estimator.predict in the same process; then
+    micro-batching on vs off over HTTP."""
     extra: dict[str, Any] = {}
+    if no_http:
+        extra["http"] = False
     if seconds is not None:
         extra["seconds"] = seconds
     if only:
