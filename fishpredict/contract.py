@@ -159,6 +159,21 @@ class Service:
             )
         return None
 
+    def check_body(self, content_length: int) -> None:
+        """Answer at once with the 413 of a body over the limit."""
+        limit = self.body_limit_response(content_length)
+        if limit is not None:
+            raise Reply(limit)
+
+    def check_batch(self, n: int, make: Callable[..., Response] = error) -> None:
+        """Answer at once with the 413 of a batch of ``n`` rows over ``max_batch_rows``,
+        in the protocol's error format (``make``)."""
+        if n > self.config.max_batch_rows:
+            raise Reply(make(
+                413, "batch_too_large",
+                f"batch of {n} rows is over the limit of {self.config.max_batch_rows} rows",
+            ))
+
     async def read_body(
         self, declared_length: int | None, next_chunk: Callable[[], Awaitable[bytes]]
     ) -> bytes | Response:

@@ -156,9 +156,7 @@ def decode_body(job_model: LoadedModel, req: Request) -> rowslib.Rows:
 
 
 def _predict_decode(service: Service, req: Request) -> Job:
-    limit = service.body_limit_response(len(req.body))
-    if limit is not None:
-        raise Reply(limit)
+    service.check_body(len(req.body))
     params = codec.parse_query(req.query)
     model = pick(service, params)
     labels = labels_of(service, params)
@@ -166,11 +164,7 @@ def _predict_decode(service: Service, req: Request) -> Job:
     if proba and not model.has_proba:
         raise InvalidInputError(f"model {model.name!r} gives no probabilities (proba=true)")
     rows = decode_body(model, req)
-    if rows.n > service.config.max_batch_rows:
-        raise Reply(error(
-            413, "batch_too_large",
-            f"batch of {rows.n} rows is over the limit of {service.config.max_batch_rows} rows",
-        ))
+    service.check_batch(rows.n)
     npy_out = codec.accepts_npy(req.headers.get("accept"))
     return Job(model, rows, proba=proba, labels=labels, context=npy_out)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Final
 
 from .. import codec
-from ..contract import Reply, Response, Service, plain_error
+from ..contract import Response, Service, plain_error
 from ..errors import InvalidInputError
 from ..models import rows as rowslib
 from ..models.loaded import LoadedModel
@@ -44,19 +44,13 @@ def _model_ready(service: Service, req: Request) -> Response:
 
 def _predict_decode(service: Service, req: Request) -> Job:
     require_ready(service)
-    limit = service.body_limit_response(len(req.body))
-    if limit is not None:
-        raise Reply(limit)
+    service.check_body(len(req.body))
     model = _model(service, req)
     doc = codec.loads(req.body)
     if not isinstance(doc, dict) or not ("instances" in doc or "inputs" in doc):
         raise InvalidInputError('expected a JSON object with "instances" (a list of rows)')
     rows = rowslib.from_json_rows(model.signature, doc.get("instances", doc.get("inputs")))
-    if rows.n > service.config.max_batch_rows:
-        raise Reply(plain_error(
-            413, "batch_too_large",
-            f"batch of {rows.n} rows is over the limit of {service.config.max_batch_rows} rows",
-        ))
+    service.check_batch(rows.n, plain_error)
     return Job(model, rows)
 
 

@@ -26,7 +26,7 @@ from typing import Any, Final
 import numpy as np
 
 from .. import __version__, codec
-from ..contract import Reply, Response, Service, plain_error
+from ..contract import Response, Service, plain_error
 from ..errors import InvalidInputError, UnknownModelError
 from ..models.loaded import LoadedModel
 from ..models.signature import OUTPUTS
@@ -190,9 +190,7 @@ def _outputs(model: LoadedModel, doc: dict[str, Any],
 
 def _infer_decode(service: Service, req: Request) -> Job:
     require_ready(service)
-    limit = service.body_limit_response(len(req.body))
-    if limit is not None:
-        raise Reply(limit)
+    service.check_body(len(req.body))
     model = _model(service, req)
     length = req.headers.get(binary.HEADER)
     head, rest = (req.body, None) if length is None else binary.split(req.body, length)
@@ -212,11 +210,7 @@ def _infer_decode(service: Service, req: Request) -> Job:
         )
     outputs = _outputs(model, doc, params)
     rows = rows_of(model.signature, _tensors(doc, rest), content_type)
-    if rows.n > service.config.max_batch_rows:
-        raise Reply(plain_error(
-            413, "batch_too_large",
-            f"batch of {rows.n} rows is over the limit of {service.config.max_batch_rows} rows",
-        ))
+    service.check_batch(rows.n, plain_error)
     names = [n for n, _ in outputs]
     return Job(model, rows, proba="predict_proba" in names, predict="predict" in names,
                context=_Context(request_id, outputs))
