@@ -47,6 +47,9 @@ def test_named_model_and_validation() -> None:
     config = BenchConfig("http://127.0.0.1:9", endpoint="v2", model="knn-k15", batch_rows=1,
                          pool_size=2)
     assert b"/v2/models/knn-k15/infer" in build_pool(config).requests[0]
+    batch = build_pool(config.with_(endpoint="batch"))
+    assert batch.requests[0].startswith(b"POST /predict?model=knn-k15 ")
+    assert "model=knn-k15" in batch.description
     with pytest.raises(ConfigError, match="unknown endpoint"):
         BenchConfig("http://127.0.0.1:9", endpoint="v3").validated()  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="model"):

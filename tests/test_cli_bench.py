@@ -66,7 +66,7 @@ def test_a_short_run_in_each_protocol_checks_its_answers(
 
 def test_any_models_columns_by_header_name(tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
-    """``--endpoint v2|v1 --model NAME --data FILE``: the rows are that model's feature
+    """``--endpoint batch|v2|v1 --model NAME --data FILE``: the rows are that model's feature
     columns, read by name from the file (in another order, beside an extra column)."""
     X, y = load_iris(return_X_y=True, as_frame=True)
     joblib.dump(RandomForestClassifier(n_estimators=3, random_state=0).fit(X, y),
@@ -74,7 +74,7 @@ def test_any_models_columns_by_header_name(tmp_path: Path,
     data = X.iloc[:, ::-1].assign(note="x")
     data.to_csv(tmp_path / "rows.csv", index=False)
     with start_server("socket", "--models", str(tmp_path / "rf.joblib"), "--trust") as srv:
-        for endpoint in ("v2", "v1"):
+        for endpoint in ("batch", "v2", "v1"):
             code = main(["bench", srv.url, "--endpoint", endpoint, "--model", "rf", "--data",
                          str(tmp_path / "rows.csv"), "--requests", "30", "--threads", "2",
                          "--batch-rows", "5", "--quiet", "--json", "-"])

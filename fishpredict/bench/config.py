@@ -110,7 +110,8 @@ class BenchConfig:
     rate: float | None = None
     connections: int | None = None
     endpoint: Endpoint = "fish"
-    #: the model a ``v2``/``v1`` request names (default: the fish KNN of each k in ``ks``)
+    #: the model a ``batch`` (``/predict?model=``), ``v2`` or ``v1`` request names
+    #: (default: the fish KNN of each k in ``ks``)
     model: str | None = None
     batch_rows: int = 16
     body: BodyFormat = "json"

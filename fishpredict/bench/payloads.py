@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import numpy as np
 
@@ -102,7 +103,8 @@ def build_pool(config: BenchConfig, rows: Rows | None = None) -> Pool:
         idx = np.arange(i * n, (i + 1) * n) % len(rows)
         X = rows.X[idx]
         k = config.ks[i % len(config.ks)]
-        path = f"{prefix}/predict?k={k}"
+        path = (f"{prefix}/predict?model={quote(config.model)}" if config.model
+                else f"{prefix}/predict?k={k}")
         if config.body == "npy":
             buf = io.BytesIO()
             np.save(buf, np.ascontiguousarray(X, dtype=np.float64), allow_pickle=False)
@@ -124,12 +126,12 @@ def build_pool(config: BenchConfig, rows: Rows | None = None) -> Pool:
         )
         reqs.append(head + body)
         exp.append(tuple(int(v) for v in rows.y[idx]) if check and rows.y is not None else None)
-    ks = ",".join(map(str, config.ks))
+    which = f"model={config.model}" if config.model else "k=" + ",".join(map(str, config.ks))
     return Pool(
         tuple(reqs),
         tuple(exp),
         n,
-        f"POST {prefix}/predict ({n} rows/request as {config.body}, k={ks})",
+        f"POST {prefix}/predict ({n} rows/request as {config.body}, {which})",
     )
 
 

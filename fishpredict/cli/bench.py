@@ -59,7 +59,7 @@ ENDPOINTS = ("fish", "batch", "get", "v2", "v1")
               "POST /v2/models/MODEL/infer (Open Inference Protocol); v1: POST "
               "/v1/models/MODEL:predict (KServe V1)")
 @click.option("--model", default=None, metavar="NAME",
-              help="the model v2/v1 requests name (default: the fish KNN of each --k)")
+              help="the model batch, v2 and v1 requests name (default: the fish KNN of each --k)")
 @click.option("--batch-rows", type=POSITIVE_INT, default=16, show_default=True,
               help="rows per batch request")
 @click.option("--body", type=click.Choice(["json", "npy"]), default="json", show_default=True,
@@ -138,8 +138,8 @@ def _model_pool(config: Any) -> Any:
     (the bench engine reads fish rows itself)."""
     if config.model is None or config.data is None:
         return None
-    if config.endpoint not in ("v2", "v1"):
-        raise ConfigError("--model names the model of --endpoint v2 or v1 requests")
+    if config.endpoint not in ("batch", "v2", "v1"):
+        raise ConfigError("--model names the model of --endpoint batch, v2 or v1 requests")
     import numpy as np
 
     from .. import tables
