@@ -155,17 +155,18 @@ class ContractSuite(FishChecks, PredictChecks, ServiceChecks, ErrorChecks):
     models: ClassVar[str | None] = None
 
     @pytest.fixture(scope="class")
-    def contract(self) -> Iterator[Contract]:
-        if not self.backend:
-            pytest.fail(f"{type(self).__name__} must set `backend = <name>`")
-        contract = Contract(self.backend, server_args=self.server_args, models=self.models)
+    @classmethod
+    def contract(cls) -> Iterator[Contract]:
+        if not cls.backend:
+            pytest.fail(f"{cls.__name__} must set `backend = <name>`")
+        contract = Contract(cls.backend, server_args=cls.server_args, models=cls.models)
         try:
             yield contract
         finally:
             codes = contract.stop()
         bad = {role: code for role, code in codes.items() if code != 0}
         assert not bad, (
-            f"the {self.backend!r} server did not exit 0 after SIGTERM: {bad}\n{contract.stderr()}"
+            f"the {cls.backend!r} server did not exit 0 after SIGTERM: {bad}\n{contract.stderr()}"
         )
 
 

@@ -117,10 +117,11 @@ class GuardSuite:
     foreign_words: ClassVar[tuple[bytes, ...]] = ()
 
     @pytest.fixture(scope="class")
-    def server(self) -> Iterator[ServerProcess]:
-        if not self.backend:
-            pytest.fail(f"{type(self).__name__} must set `backend = <name>`")
-        proc = configured_server(self.backend, **SETTINGS)
+    @classmethod
+    def server(cls) -> Iterator[ServerProcess]:
+        if not cls.backend:
+            pytest.fail(f"{cls.__name__} must set `backend = <name>`")
+        proc = configured_server(cls.backend, **SETTINGS)
         try:
             yield proc
         finally:

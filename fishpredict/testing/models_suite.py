@@ -99,16 +99,17 @@ class ModelSuite:
     server_args: ClassVar[tuple[str, ...]] = ()
 
     @pytest.fixture(scope="class")
-    def served(self) -> Iterator[tuple[ServerProcess, list[ZooModel]]]:
-        if not self.backend:
-            pytest.fail(f"{type(self).__name__} must set `backend = <name>`")
+    @classmethod
+    def served(cls) -> Iterator[tuple[ServerProcess, list[ZooModel]]]:
+        if not cls.backend:
+            pytest.fail(f"{cls.__name__} must set `backend = <name>`")
         models, directory = zoo()
-        server = start_server(self.backend, "--models", str(directory), *self.server_args)
+        server = start_server(cls.backend, "--models", str(directory), *cls.server_args)
         try:
             yield server, models
         finally:
             code = server.stop()
-        assert code == 0, f"the {self.backend} server exited {code}:\n{server.stderr_text()}"
+        assert code == 0, f"the {cls.backend} server exited {code}:\n{server.stderr_text()}"
 
     def test_models_show_every_signature(self, served: Any) -> None:
         server, models = served
