@@ -159,6 +159,7 @@ def test_cut_points_are_the_float32_boundary() -> None:
     assert (np.nextafter(c, np.inf).astype(np.float32) > t).all()
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")  # sklearn's
 def test_values_that_overflow_float32_are_refused_as_scikit_learn_refuses_them() -> None:
     X, y = wine()
     est = RandomForestClassifier(5, random_state=0).fit(X, y)
