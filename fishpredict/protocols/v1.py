@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Final
 
 from .. import codec
-from ..contract import Response, Service, plain_error
+from ..contract import Response, Service
 from ..errors import InvalidInputError
 from ..models import rows as rowslib
 from ..models.loaded import LoadedModel
@@ -50,7 +50,7 @@ def _predict_decode(service: Service, req: Request) -> Job:
     if not isinstance(doc, dict) or not ("instances" in doc or "inputs" in doc):
         raise InvalidInputError('expected a JSON object with "instances" (a list of rows)')
     rows = rowslib.from_json_rows(model.signature, doc.get("instances", doc.get("inputs")))
-    service.check_batch(rows.n, plain_error)
+    service.check_batch(rows.n)
     return Job(model, rows)
 
 

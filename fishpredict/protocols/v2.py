@@ -26,7 +26,7 @@ from typing import Any, Final
 import numpy as np
 
 from .. import __version__, codec
-from ..contract import Response, Service, plain_error
+from ..contract import Response, Service
 from ..errors import InvalidInputError, UnknownModelError
 from ..models.loaded import LoadedModel
 from ..models.signature import OUTPUTS
@@ -210,7 +210,7 @@ def _infer_decode(service: Service, req: Request) -> Job:
         )
     outputs = _outputs(model, doc, params)
     rows = rows_of(model.signature, _tensors(doc, rest), content_type)
-    service.check_batch(rows.n, plain_error)
+    service.check_batch(rows.n)
     names = [n for n, _ in outputs]
     return Job(model, rows, proba="predict_proba" in names, predict="predict" in names,
                context=_Context(request_id, outputs))
