@@ -25,7 +25,7 @@ class FakeCluster:
 
 def test_models_and_trust_reach_every_replica(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                               capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr("fishpredict.cluster.Cluster", FakeCluster)
+    monkeypatch.setattr("fishpredict.ops.cluster.Cluster", FakeCluster)
     monkeypatch.chdir(tmp_path)
     assert main(["cluster", "up", "--replicas", "3", "--models", "rf=own/rf.joblib",
                  "--models", "fish", "--trust", "--no-fast-path", "--run-dir", "run"]) == 0

@@ -26,7 +26,7 @@ import pytest
 import yaml
 from dockerfile_parse import DockerfileParser
 
-from fishpredict import nginxconf
+from fishpredict.ops import nginx as nginxconf
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "docker"

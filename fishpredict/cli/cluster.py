@@ -9,9 +9,7 @@ from typing import Any
 
 import click
 
-from ..errors import ConfigError
-from ..hookspecs import hookimpl
-from .options import (
+from fishpredict.cli.options import (
     POSITIVE_INT,
     SECONDS,
     fast_path_option,
@@ -21,6 +19,8 @@ from .options import (
     trust_option,
     write_json,
 )
+from fishpredict.errors import ConfigError
+from fishpredict.hookspecs import hookimpl
 
 _RUN_DIR_HELP = "where the state, logs and nginx config live (default: ./.fishpredict-cluster)"
 
@@ -46,7 +46,7 @@ def _cluster(run_dir: str | None, **options: Any) -> Any:
     from pathlib import Path
 
     try:
-        from ..cluster import DEFAULT_RUN_DIR, Cluster, ClusterConfig
+        from fishpredict.ops.cluster import DEFAULT_RUN_DIR, Cluster, ClusterConfig
     except ImportError as exc:
         raise ConfigError(f"fishpredict cluster needs {exc.name}: "
                           "pip install 'fishpredict[serve,bench]'") from None

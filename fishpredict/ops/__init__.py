@@ -1,0 +1,1 @@
+"""Operations: replicas behind a real nginx, the processes they run as, virtual environments."""
