@@ -581,8 +581,7 @@ class FakeTransport:
 
 
 def _protocol(service: Service) -> tuple[Any, FakeTransport]:
-    from fishpredict_backends.socket_protocol import HttpProtocol
-    from fishpredict_backends.socket_server import ServerState
+    from fishpredict_backends.socket_http import HttpProtocol, ServerState
 
     state = ServerState(service, asyncio.get_running_loop())
     protocol = HttpProtocol(state)
@@ -615,7 +614,7 @@ def test_reading_pauses_while_the_write_buffer_is_full(predictor: Predictor) -> 
 
 
 def test_reading_pauses_when_too_many_answers_wait(predictor: Predictor) -> None:
-    from fishpredict_backends.socket_connection import MAX_PIPELINE
+    from fishpredict_backends.socket_http import MAX_PIPELINE
 
     async def scenario() -> None:
         service = SlowService(predictor, ServeConfig())
