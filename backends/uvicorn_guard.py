@@ -27,7 +27,7 @@ Deadlines cost two float stores per request: the core's
 times per ``header_timeout``.
 
 :func:`check_uvicorn` refuses to serve if a uvicorn upgrade moved a method this
-subclass hooks; tests/test_uvicorn_guard.py checks the behaviour itself.
+subclass hooks; tests/backends/test_uvicorn_guard.py checks the behaviour itself.
 """
 
 from __future__ import annotations

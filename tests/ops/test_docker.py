@@ -28,7 +28,7 @@ from dockerfile_parse import DockerfileParser
 
 from fishpredict.ops import nginx as nginxconf
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
 BACKENDS = ("starlette", "aiohttp", "socket")
 COMPOSE_FILES = {b: DOCKER / f"compose.{b}.yaml" for b in BACKENDS}

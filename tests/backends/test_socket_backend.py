@@ -1,5 +1,5 @@
 """The socket backend over real loopback sockets: HTTP/1.1 behaviour, limits, hostile
-input, graceful drain. (The HTTP contract itself is checked by tests/test_contract.py.)
+input, graceful drain. (The HTTP contract itself is checked by tests/backends/test_contract.py.)
 
 Most tests run the backend in-process, in a background thread with its own event
 loop (uvloop and plain asyncio both), so limits and timeouts can be set small.

@@ -1,6 +1,6 @@
 """``fishpredict cluster up`` options (fishpredict/cli/cluster.py) into a ClusterConfig:
 --models [NAME=]PATH (repeatable, made absolute for the replicas) and --trust reach
-every replica's ``serve`` command line. tests/test_cluster.py runs real clusters."""
+every replica's ``serve`` command line. tests/ops/test_cluster.py runs real clusters."""
 
 from __future__ import annotations
 
