@@ -42,6 +42,10 @@ def format_text(r: BenchResult) -> str:
         f"{r.processes} process(es), {shape}]"
     )
     lines.append(f"requests  {r.requests_desc}")
+    if r.generators:
+        lines.append(f"generators {len(r.generators)} on Dask: " + ", ".join(
+            f"#{g['index']} {g['requests']:,} requests" for g in r.generators)
+            + " (histograms merged bin by bin)")
     stop = "  (interrupted)" if r.interrupted else ("  (stopped early)" if r.aborted else "")
     lines.append(f"elapsed   {r.elapsed_s:.2f} s{stop}")
     lines.append(
