@@ -121,7 +121,7 @@ def run_distributed(config: BenchConfig, scheduler: str,
         raise ConfigError("--scheduler needs dask (pip install 'fishpredict[dask]')") from None
     cluster = None
     if scheduler == "local":
-        cluster = LocalCluster(n_workers=generators or 2, threads_per_worker=1,
+        cluster = LocalCluster(n_workers=generators or 2, threads_per_worker=1,  # type: ignore[no-untyped-call]
                                processes=True, dashboard_address=None)
         address: Any = cluster
     elif scheduler.startswith("tcp://"):
@@ -129,7 +129,7 @@ def run_distributed(config: BenchConfig, scheduler: str,
     else:
         raise ConfigError(f"--scheduler takes tcp://HOST:PORT or 'local', got {scheduler!r}")
     try:
-        with Client(address, timeout="10s") as client:
+        with Client(address, timeout="10s") as client:  # type: ignore[no-untyped-call]
             return _run_on(client, config, generators)
     except OSError as exc:
         raise FishpredictError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from None

@@ -108,7 +108,7 @@ class TargetWatch:
         s1 = got["sums"]
 
         def delta(name: str) -> float:
-            return s1.get(name, 0.0) - s0.get(name, 0.0)
+            return float(s1.get(name, 0.0) - s0.get(name, 0.0))
 
         answered = delta("fishpredict_requests_total")
         n = delta("fishpredict_request_duration_seconds_count")
