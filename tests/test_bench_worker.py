@@ -65,4 +65,4 @@ def test_open_schedulers_interleave_processes() -> None:
     sched = OpenScheduler(None, ramp, 0, 1, 2.0)  # type: ignore[arg-type]
     assert sched.due_at(500) == 1_000_000_000
     assert sched.due_at(125) == 500_000_000
-    assert sched.unsent(1_000_000_000, None) == 501
+    assert sched.unsent(1_000_000_000, None) == 500  # due before 1 s: 0 .. 499

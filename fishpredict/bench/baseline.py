@@ -4,8 +4,10 @@ Each figure is shown with its change. Whether a change is *beyond the noise* is
 judged from the two runs themselves: a run's TPS and latency percentiles are
 also measured every second, and the spread of those per-second figures gives
 each run's standard error (``sd / sqrt(seconds)``; the first second, a warm-up,
-and partial seconds are left out). A change counts as beyond the noise when it
-exceeds twice the combined standard error of the two runs,
+and partial seconds are left out; in the open model, TPS spread is measured around
+each second's intended rate, so a ramp's planned changes do not count as noise).
+A change counts as beyond the noise when it exceeds twice the combined standard
+error of the two runs,
 ``2 * sqrt(se_a^2 + se_b^2)`` (about 95 % for a normal spread). Error and
 accuracy shares use the binomial standard error ``sqrt(p (1 - p) / n)``.
 Figures with no per-second counterpart (p99.9, mean, max) show their change
@@ -65,9 +67,19 @@ def _get(doc: dict[str, Any], key: str, where: str) -> float | None:
 
 
 def _steady(doc: dict[str, Any], column: str) -> list[float]:
+    """The per-second values of ``column``; for TPS in the open model, each second's
+    distance from its intended rate (a ramp's planned changes are no noise)."""
     rows = [r for r in doc.get("timeline") or [] if (r.get("span_s") or 0) >= 0.999]
     rows = rows[1:] if len(rows) > 2 else rows  # the first second warms up
-    return [float(v) for r in rows if (v := r.get(column)) is not None and math.isfinite(v)]
+    out = []
+    for r in rows:
+        v = r.get(column)
+        if v is None or not math.isfinite(v):
+            continue
+        if column == "tps" and r.get("intended") is not None:
+            v -= r["intended"]
+        out.append(float(v))
+    return out
 
 
 def _se(doc: dict[str, Any], key: str, column: str | None) -> float | None:

@@ -110,7 +110,8 @@ class OpenScheduler:
             timer.cancel()  # harmless when it is the timer running this call
         d = self.d
         now = now_ns()
-        until = now if horizon is None else min(now, horizon)
+        # the run covers [start, deadline): a request due exactly at the deadline is not sent
+        until = now if horizon is None else min(now, horizon - 1)
         self.checked_until = until
         idle = self.idle
         while d.remaining > 0:
@@ -134,9 +135,10 @@ class OpenScheduler:
         if until_ns < self.start_ns:
             return 0
         n = self.schedule.count((until_ns - self.start_ns) / 1e9)
-        if n < self.index:
+        if n <= self.index:
             return 0
-        due = int((n - self.index) / self.processes + 1e-9) + 1
+        # this process's requests k * P + index due before ``until_ns``
+        due = math.ceil((n - self.index) / self.processes - 1e-9)
         if budget is not None:
             due = min(due, budget)
         return max(0, due - self.sent_index)

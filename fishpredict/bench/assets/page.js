@@ -122,11 +122,13 @@ function render(doc,state){
    cell(tr,"items.p50",(it.latency_ms||{}).p50,"ms");cell(tr,"items.p99",(it.latency_ms||{}).p99,"ms");}}
  const tm=doc.target_metrics||[];
  if(tm.length){const txs=tm.map(m=>m.second),tw=tm.map(()=>1);
-  chart(root,"Target's /metrics: answered/s, and requests in the server (λ·W)",txs,
-   [{name:"answered/s",color:"#2b6cb0",ys:tm.map(m=>m.server_rps)},
-    {name:"in server",color:"#805ad5",ys:tm.map(m=>m.in_server)}],{widths:tw,id:"chart-target"});
-  chart(root,"Target: mean rows per predict call (micro-batching)",txs,
-   [{name:"batch rows",color:"#38a169",ys:tm.map(m=>m.batch_rows)}],{widths:tw,id:"chart-batch"});
+  chart(root,"Target's /metrics: requests answered per second",txs,
+   [{name:"answered/s",color:"#2b6cb0",ys:tm.map(m=>m.server_rps)}],{widths:tw,id:"chart-target"});
+  const batching=tm.some(m=>m.batch_rows!==null&&m.batch_rows!==undefined);
+  chart(root,"Target: requests in the server (λ·W) and rows per predict call"+
+   (batching?"":" (no micro-batching)"),txs,
+   [{name:"in server",color:"#805ad5",ys:tm.map(m=>m.in_server)},
+    {name:"batch rows",color:"#38a169",ys:tm.map(m=>m.batch_rows)}],{widths:tw,id:"chart-batch"});
   const pids=[...new Set(tm.flatMap(m=>Object.keys(m.worker_cpu||{})))];
   const colors=["#c05621","#2c7a7b","#b83280","#4a5568","#2b6cb0","#744210"];
   chart(root,"Target: CPU of each worker process (%)",txs,pids.map((p,i)=>({name:"pid "+p,
