@@ -1,10 +1,10 @@
 """Before any load: prove the target answers, and learn what it answers at rest.
 
 :func:`preflight` first sends one request of each *group* of the pool (one per
-endpoint, model and k, see :attr:`Pool.groups`), one at a time with a short
-timeout: a refused connection, or any answer but 2xx (an unknown ``--model``
-or ``--k`` is a 404), stops the run before it starts, in one line that quotes
-the server's own error message. Then, when answers are to be checked, it
+endpoint, model and k, see :attr:`Pool.groups`), one at a time within the
+request timeout (``--timeout``): a refused connection, or any answer but 2xx (an
+unknown ``--model`` or ``--k`` is a 404), stops the run before it starts, in one
+line that quotes the server's own error message. Then, when answers are to be checked, it
 sends every distinct request of the pool once over a few connections and keeps
 each answer as that request's *reference*: what the model itself answers for
 those rows. Under load an answer is wrong only when it differs from its
@@ -26,8 +26,6 @@ from ..errors import ConfigError, FishpredictError
 from .config import BenchConfig
 from .payloads import Pool, Reference, batch_values, fish_answer
 
-#: seconds the probe of each group may take (an unknown model is refused well within)
-PROBE_TIMEOUT_S = 1.5
 #: connections that fetch the reference answers
 REFERENCE_CONNECTIONS = 4
 
@@ -114,7 +112,8 @@ def reference_of(raw: bytes, body: bytes) -> Reference:
 
 async def _probe(config: BenchConfig, pool: Pool) -> None:
     t = config.target
-    client = _Client(t.host, t.port, min(PROBE_TIMEOUT_S, config.timeout_s))
+    # the request timeout: a cold server's first answer may be slow; a refusal is not
+    client = _Client(t.host, t.port, config.timeout_s)
     seen: dict[str, int] = {}
     for i, group in enumerate(pool.groups or ("",) * len(pool)):
         seen.setdefault(group, i)
