@@ -72,6 +72,8 @@ def run_command(url: str, o: dict[str, Any], make_config: Callable[[str, dict[st
         raise ConfigError("--web-linger goes with --web")
     if (o["generators"] is not None) and not o["scheduler"]:
         raise ConfigError("--generators goes with --scheduler")
+    if o["scheduler"] and o["slo_abort"]:
+        raise ConfigError("--slo-abort watches a local run: it does not go with --scheduler")
     json_stdout = o["json_out"] == "-"
 
     web = None
