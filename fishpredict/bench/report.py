@@ -2,7 +2,8 @@
 
 The CSV timeline has one row per second with the columns ``second, tps,
 errors, p50_ms, p90_ms, p99_ms, active_users`` followed by ``successes, sent,
-late, generator_cpu_pct, span_s`` (``span_s`` < 1 for the last, partial second).
+late, generator_cpu_pct, span_s, intended`` (``span_s`` < 1 for the last, partial
+second; ``intended`` is empty in the closed model).
 """
 
 from __future__ import annotations
