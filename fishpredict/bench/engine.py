@@ -108,7 +108,8 @@ class Driver:
         #: a mix: the item of each pool request and a recorder per item (else None)
         self.item_of = pool.item_of
         self.item_recs = (
-            [Recorder() for _ in range(max(pool.item_of) + 1)] if pool.item_of else []
+            [Recorder() for _ in range(max(len(pool.items), max(pool.item_of) + 1))]
+            if pool.item_of else []
         )
         self.timeout_ns = int(timeout_s * 1e9)
         #: requests this process may still send; set to 0 to stop sending
