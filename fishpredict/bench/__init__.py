@@ -9,7 +9,11 @@ Modules, one idea each: ``config`` (what to run), ``source`` and ``payloads``
 protocol), ``worker`` (one load process), ``runner`` (processes and
 orchestration), ``stats`` (histograms and the timeline), ``result``,
 ``report`` (text, JSON, CSV), ``chart`` (PNG), ``wrk`` (the wrk engine),
-``fixedserver`` and ``selfcheck`` (engine speed against wrk).
+``fixedserver`` and ``selfcheck`` (engine speed against wrk); ``preflight``
+(probe, reference answers), ``mix`` and ``stages`` (traffic shapes), ``slo`` and
+``baseline`` (verdicts, comparisons), ``live``, ``web``, ``html`` and ``target``
+(the live page, the HTML report, the target's metrics), ``distributed``
+(generators on Dask) and ``cli_run`` (the command's steps and exit codes).
 """
 
 from __future__ import annotations

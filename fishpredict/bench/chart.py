@@ -26,7 +26,10 @@ def write_chart(r: BenchResult, path: str | os.PathLike[str]) -> None:
 
     # a short last bucket (the drain after the deadline) would plot as noise
     rows = [row for row in r.timeline if row.span_s >= 0.5] or r.timeline
-    secs = [row.second + 1 for row in rows]  # a bucket is plotted at its end
+    # bucket s covers [s, s + span): rates and latencies at its middle, users as a step
+    # from its start
+    secs = [row.second + row.span_s / 2 for row in rows]
+    starts = [float(row.second) for row in rows]
 
     def series(name: str) -> list[float]:
         return [v if math.isfinite(v := float(getattr(row, name))) else math.nan for row in rows]
@@ -34,11 +37,19 @@ def write_chart(r: BenchResult, path: str | os.PathLike[str]) -> None:
     fig, (ax_tps, ax_lat, ax_users) = plt.subplots(
         3, 1, figsize=(10, 8), sharex=True, constrained_layout=True
     )
-    title = f"{r.url}  {r.requests_desc}\n{r.engine}, {r.model} model, {r.users} users: "
-    title += f"{r.rps:,.0f} TPS, p99 {r.latency_ms.get('p99', math.nan):.2f} ms"
+    who = "connections" if r.model == "open" else "virtual users"
+    p99 = r.latency_ms.get("p99")
+    p99_text = f"{p99:.2f} ms" if p99 is not None and math.isfinite(p99) else "-"
+    title = f"{r.url}  {r.requests_desc}\n{r.engine}, {r.model} model, {r.users} {who}: "
+    title += f"{r.rps:,.0f} TPS, p99 {p99_text}"
     fig.suptitle(title, fontsize=10)
 
     ax_tps.plot(secs, series("tps"), color="tab:blue", label="successes/s")
+    if r.model == "open":
+        intended = [math.nan if row.intended is None else row.intended for row in rows]
+        ax_tps.plot(secs, intended, color="0.3", linestyle="--", label="intended/s")
+        ax_tps.plot(secs, [row.sent / row.span_s if row.span_s else math.nan for row in rows],
+                    color="tab:orange", label="sent/s")
     errs = series("errors")
     if any(e > 0 for e in errs):
         ax_tps.plot(secs, errs, color="tab:red", label="errors/s")
@@ -54,8 +65,11 @@ def write_chart(r: BenchResult, path: str | os.PathLike[str]) -> None:
     ax_lat.legend(loc="upper right", fontsize=8)
     ax_lat.grid(alpha=0.3)
 
-    ax_users.step(secs, series("active_users"), where="post", color="tab:purple")
-    ax_users.set_ylabel("connections" if r.model == "open" else "active users")
+    users = series("active_users")
+    ax_users.step([*starts, starts[-1] + rows[-1].span_s] if rows else [],
+                  users + users[-1:], where="post", color="tab:purple")
+    ax_users.set_ylabel("open connections" if r.model == "open" else "active virtual users")
+    ax_users.set_xlim(left=0)
     ax_users.set_xlabel("seconds")
     ax_users.set_ylim(bottom=0)
     ax_users.grid(alpha=0.3)

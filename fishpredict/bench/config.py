@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from fishpredict.bench.stages import Schedule, Stages
 from fishpredict.errors import ConfigError
 
 #: what each request is: ``GET /fish`` (one row), ``POST /predict`` (``batch_rows`` rows),
@@ -129,6 +130,14 @@ class BenchConfig:
     #: print live progress to stderr
     progress: bool = False
     extra_headers: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    #: open model with a ramping arrival rate: ``(seconds, target rate)`` per stage
+    #: (see :mod:`fishpredict.bench.stages`); replaces ``rate``
+    stages: Stages | None = None
+    #: a mix: ``(weight, "key=value,...")`` per item (see :mod:`fishpredict.bench.mix`)
+    mix: tuple[tuple[float, str], ...] = ()
+    #: probe the target and learn its answers at rest before the load
+    #: (:mod:`fishpredict.bench.preflight`); answers are checked only with it
+    preflight: bool = True
 
     # -- derived --------------------------------------------------------------------------
     @property
@@ -137,14 +146,28 @@ class BenchConfig:
 
     @property
     def open_model(self) -> bool:
-        return self.rate is not None
+        return self.rate is not None or bool(self.stages)
+
+    @property
+    def peak_rate(self) -> float:
+        """The open model's highest intended rate (0 in the closed model)."""
+        if self.stages:
+            return max(r for _, r in self.stages)
+        return self.rate or 0.0
+
+    @property
+    def schedule(self) -> Schedule:
+        """The open model's intended arrival rate over time."""
+        if self.stages:
+            return Schedule(self.stages)
+        return Schedule.flat(self.rate or 0.0, self.effective_duration_s)
 
     @property
     def users(self) -> int:
         """Virtual users (closed model) or connections (open model) in total."""
         if self.open_model:
             return self.connections or max(
-                self.processes, min(256, max(16, math.ceil((self.rate or 0) / 1000)))
+                self.processes, min(256, max(16, math.ceil(self.peak_rate / 1000)))
             )
         return self.processes * self.threads
 
@@ -154,6 +177,8 @@ class BenchConfig:
         count: the cap (closed model), or the schedule's length plus 10 % and 1 s (open)."""
         if self.duration_s is not None:
             return self.duration_s
+        if self.stages:
+            return min(MAX_DURATION_S, sum(d for d, _ in self.stages))
         if self.requests is None:
             return DEFAULT_DURATION_S
         if self.rate:
@@ -185,6 +210,8 @@ class BenchConfig:
         d = asdict(self)
         d["ks"] = list(self.ks)
         d["extra_headers"] = [list(h) for h in self.extra_headers]
+        d["stages"] = [list(st) for st in self.stages] if self.stages else None
+        d["mix"] = [list(m) for m in self.mix]
         return d
 
     def validated(self) -> BenchConfig:
@@ -219,8 +246,20 @@ class BenchConfig:
             _positive("connections", self.connections, MAX_USERS)
             if self.connections < self.processes:
                 raise ConfigError("need at least one connection per process")
-        if self.rate is not None and self.ramp_up_s:
+        if self.open_model and self.ramp_up_s:
             raise ConfigError("ramp-up applies to the closed model only (not with --rate)")
+        if self.stages is not None:
+            if self.rate is not None:
+                raise ConfigError("give --rate or --stages, not both")
+            if not self.stages or any(d <= 0 or r < 0 or r > MAX_RATE for d, r in self.stages):
+                raise ConfigError("every stage needs a positive duration and a rate >= 0")
+            if not any(r > 0 for _, r in self.stages):
+                raise ConfigError("the stages never send: every target rate is 0")
+            if sum(d for d, _ in self.stages) > MAX_DURATION_S:
+                raise ConfigError(f"the stages last more than {MAX_DURATION_S:g} s")
+        for weight, _ in self.mix:
+            if not 0 < weight < 1e9:
+                raise ConfigError(f"mix weights must be positive, got {weight:g}")
         _positive("batch rows", self.batch_rows, 100_000)
         _positive("pool size", self.pool_size, 1_000_000)
         if not self.ks or any(k < 1 for k in self.ks):

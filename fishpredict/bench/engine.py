@@ -11,8 +11,14 @@ model: one request in flight, the next sent as soon as the answer is in. The
 open model's driver lives in :mod:`fishpredict.bench.openloop`.
 
 Every request ends as exactly one of: a success (2xx and, when checked, the
-right answer), or one error kind: ``connect``, ``timeout``, ``disconnect``,
-``protocol``, ``status_<code>`` or ``wrong_answer``.
+model's own answer), or one error kind: ``connect``, ``timeout``, ``disconnect``,
+``protocol``, ``status_<code>`` or ``wrong_answer``. Failed requests are timed
+too (``Recorder.flat``), except failed connects, which sent nothing.
+
+An answer is checked against the *reference*: what the server answered for the
+same request at rest, before the load (:mod:`.preflight`); it is wrong only when
+it differs from that. Its agreement with the data's label is counted apart
+(``checked``/``correct``: the accuracy).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from typing import Any
 
 import httptools
 
-from fishpredict.bench.payloads import Pool, batch_answers, fish_answer
+from fishpredict.bench.payloads import Pool, batch_values, count_labels, fish_answer
 
 now_ns = time.monotonic_ns
 
@@ -37,10 +43,11 @@ RECONNECT_MAX_S = 0.25
 class Recorder:
     """What happened in the current second, in this process (the hot path writes here)."""
 
-    __slots__ = ("checked", "correct", "errors", "lat", "late", "max_lag_ns", "sent")
+    __slots__ = ("checked", "correct", "errors", "flat", "lat", "late", "max_lag_ns", "sent")
 
     def __init__(self) -> None:
         self.lat = array("I")  # latencies of successes, whole microseconds
+        self.flat = array("I")  # latencies of failed requests (not of failed connects)
         self.errors: Counter[str] = Counter()
         self.sent = 0
         self.late = 0
@@ -52,6 +59,16 @@ class Recorder:
         """Hand over the latencies recorded so far and start a new array."""
         lat, self.lat = self.lat, array("I")
         return lat
+
+    def take_failed(self) -> array[int]:
+        """Hand over the failed requests' latencies recorded so far."""
+        flat, self.flat = self.flat, array("I")
+        return flat
+
+    def fail(self, kind: str, sent_at: int, now: int) -> None:
+        """Count one failed request of ``kind``, timed from ``sent_at``."""
+        self.errors[kind] += 1
+        self.flat.append(min(max(now - sent_at, 0) // 1000, 0xFFFFFFFF))
 
     def take(self) -> dict[str, Any]:
         """Hand over this second's counters (not the latencies) and start afresh."""
@@ -85,7 +102,15 @@ class Driver:
         self.pool = pool.requests
         self.npool = len(pool.requests)
         self.expected = pool.expected
+        #: what the server answered for each request at rest (None: not checked)
+        self.reference = pool.reference or (None,) * len(pool.requests)
         self.rec = recorder
+        #: a mix: the item of each pool request and a recorder per item (else None)
+        self.item_of = pool.item_of
+        self.item_recs = (
+            [Recorder() for _ in range(max(len(pool.items), max(pool.item_of) + 1))]
+            if pool.item_of else []
+        )
         self.timeout_ns = int(timeout_s * 1e9)
         #: requests this process may still send; set to 0 to stop sending
         self.remaining = budget if budget is not None else 1 << 62
@@ -105,10 +130,11 @@ class Driver:
 
     def sweep_timeouts(self) -> None:
         """Abort connections whose request has waited longer than the timeout."""
-        limit = now_ns() - self.timeout_ns
+        now = now_ns()
+        limit = now - self.timeout_ns
         for conn in list(self.conns):
             if conn.busy and conn.sent_at < limit:
-                self.rec.errors["timeout"] += 1
+                conn.rec.fail("timeout", conn.sent_at, now)
                 conn.busy = False
                 conn.abort()
 
@@ -144,6 +170,7 @@ class Connection(asyncio.Protocol):
         self.sent_at = 0
         self.body = b""
         self.expect: Any = None
+        self.ref: Any = None
         self.failures = 0
         self.closed = True
         self.done = False
@@ -174,7 +201,7 @@ class Connection(asyncio.Protocol):
                 d.loop.create_connection(lambda: self, d.host, d.port), d.timeout_ns / 1e9
             )
         except (TimeoutError, OSError):
-            self.rec.errors["connect"] += 1
+            d.rec.errors["connect"] += 1
             self._reserved = False  # a failed connect was a failed attempt: budget spent
             self._retry_later()
         except asyncio.CancelledError:
@@ -207,7 +234,7 @@ class Connection(asyncio.Protocol):
         self.transport = None
         if self.busy:
             self.busy = False
-            self.rec.errors["disconnect"] += 1
+            self.rec.fail("disconnect", self.sent_at, now_ns())
             self.failures += 1
         if self.done:
             self.d.forget(self)
@@ -242,10 +269,14 @@ class Connection(asyncio.Protocol):
     def send(self, sent_at: int) -> None:
         """Write the next pool request; its latency counts from ``sent_at``."""
         i = self.idx
-        self.expect = self.d.expected[i]
-        self.transport.write(self.d.pool[i])
+        d = self.d
+        self.expect = d.expected[i]
+        self.ref = d.reference[i]
+        if d.item_of is not None:
+            self.rec = d.item_recs[d.item_of[i]]
+        self.transport.write(d.pool[i])
         i += 1
-        self.idx = 0 if i == len(self.d.pool) else i
+        self.idx = 0 if i == d.npool else i
         self.sent_at = sent_at
         self.busy = True
         self.rec.sent += 1
@@ -256,7 +287,7 @@ class Connection(asyncio.Protocol):
         except httptools.HttpParserError:
             if self.busy:
                 self.busy = False
-                self.rec.errors["protocol"] += 1
+                self.rec.fail("protocol", self.sent_at, now_ns())
             self.abort()
 
     def on_message_complete(self) -> None:
@@ -264,12 +295,12 @@ class Connection(asyncio.Protocol):
         self.busy = False
         status = self.parser.get_status_code()
         if 200 <= status < 300:
-            if self.expect is None:
+            if self.ref is None:
                 self.rec.lat.append((now - self.sent_at) // 1000)
             else:
                 self._check(now)
         else:
-            self.rec.errors[f"status_{status}"] += 1
+            self.rec.fail(f"status_{status}", self.sent_at, now)
         if self.parser.should_keep_alive():
             self.ready(now)
         else:
@@ -277,22 +308,27 @@ class Connection(asyncio.Protocol):
             self.transport.close()  # connection_lost reconnects
 
     def _check(self, now: int) -> None:
+        """Right = the reference answer; the label (if any) counts towards accuracy."""
         body = self.body
+        ref = self.ref
         exp = self.expect
         rec = self.rec
-        if isinstance(exp, int):
-            rec.checked += 1
-            ok = fish_answer(body) == exp
-            rec.correct += ok
+        if isinstance(ref, int):
+            got = fish_answer(body)
+            ok = got == ref
+            if exp is not None:
+                rec.checked += 1
+                rec.correct += got == exp
         else:
-            good = batch_answers(body, exp)
-            rec.checked += len(exp)
-            rec.correct += good
-            ok = good == len(exp)
+            values = batch_values(body)
+            ok = values == ref
+            if exp is not None:
+                rec.checked += len(exp)
+                rec.correct += count_labels(values, exp) if values is not None else 0
         if ok:
             rec.lat.append((now - self.sent_at) // 1000)
         else:
-            rec.errors["wrong_answer"] += 1
+            rec.fail("wrong_answer", self.sent_at, now)
 
 
 class CheckingMixin:
@@ -330,7 +366,7 @@ class ClosedUser(Connection):
         if 200 <= status < 300:
             rec.lat.append((now - self.sent_at) // 1000)
         else:
-            rec.errors[f"status_{status}"] += 1
+            rec.fail(f"status_{status}", self.sent_at, now)
         d = self.d
         if d.remaining <= 0 or not parser.should_keep_alive():
             self.busy = False
@@ -350,3 +386,13 @@ class ClosedUser(Connection):
 
 class CheckingClosedUser(CheckingMixin, ClosedUser):
     on_message_complete = Connection.on_message_complete
+
+
+class MixClosedUser(ClosedUser):
+    """A closed-model user of a mix: each request is recorded under its item."""
+
+    on_message_complete = Connection.on_message_complete
+
+
+class CheckingMixClosedUser(CheckingMixin, MixClosedUser):
+    pass

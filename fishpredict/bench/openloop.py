@@ -1,6 +1,8 @@
 """The open model: requests at fixed intended times, whatever the server does.
 
-Request ``i`` of a process is due at ``start + phase + i / rate``. A due
+Request ``i`` of process ``p`` (of ``P``) is due when the run's intended count
+reaches ``i * P + p`` (:class:`~fishpredict.bench.stages.Schedule`: a flat rate,
+``start + (i * P + p) / rate``, or ramping ``--stages``). A due
 request goes out on an idle connection at once, or, when every connection is
 busy, on the next one to free up. Its latency counts from the *intended* time,
 so a slow server cannot hide its queueing delay behind a generator that waits
@@ -12,9 +14,11 @@ reported as *unsent*. A timer wakes the scheduler for the next due time
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fishpredict.bench.engine import CheckingMixin, Connection, Driver, now_ns
+from fishpredict.bench.stages import Schedule
 
 
 class OpenConnection(Connection):
@@ -32,12 +36,20 @@ class CheckingOpenConnection(CheckingMixin, OpenConnection):
 
 
 class OpenScheduler:
-    """Sends request ``i`` at ``start + phase + i * interval`` on an idle connection."""
+    """Sends this process's request ``i`` when it is due, on an idle connection."""
 
-    def __init__(self, driver: Driver, rate: float, phase_ns: int, late_ms: float) -> None:
+    def __init__(
+        self, driver: Driver, schedule: Schedule, index: int, processes: int, late_ms: float
+    ) -> None:
         self.d = driver
-        self.interval_ns = 1e9 / rate
-        self.start_ns = phase_ns
+        self.schedule = schedule
+        self.index, self.processes = index, processes
+        flat = schedule.start_rate > 0 and all(r == schedule.start_rate
+                                               for _, r in schedule.stages)
+        #: a flat rate: due times by arithmetic (no schedule lookups per request)
+        self.interval_ns = 1e9 * processes / schedule.start_rate if flat else 0.0
+        self.phase_ns = int(index * 1e9 / schedule.start_rate) if flat else 0
+        self.start_ns = 0
         self.sent_index = 0
         self.late_ns = int(late_ms * 1e6)
         self.idle: list[OpenConnection] = []
@@ -47,13 +59,16 @@ class OpenScheduler:
         self.started = False
 
     def begin(self, start_ns: int) -> None:
-        """Start the clock: request 0 is due at ``start_ns`` plus this process's phase."""
-        self.start_ns += start_ns
+        """Start the clock: the schedule's time 0 is ``start_ns``."""
+        self.start_ns = start_ns
         self.started = True
         self.pump()
 
     def due_at(self, i: int) -> int:
-        return self.start_ns + int(i * self.interval_ns)
+        if self.interval_ns:
+            return self.start_ns + self.phase_ns + int(i * self.interval_ns)
+        t = self.schedule.time_of(i * self.processes + self.index)
+        return self.start_ns + int(t * 1e9) if math.isfinite(t) else 1 << 62
 
     def on_idle(self, conn: OpenConnection, now: int) -> None:
         d = self.d
@@ -95,7 +110,8 @@ class OpenScheduler:
             timer.cancel()  # harmless when it is the timer running this call
         d = self.d
         now = now_ns()
-        until = now if horizon is None else min(now, horizon)
+        # the run covers [start, deadline): a request due exactly at the deadline is not sent
+        until = now if horizon is None else min(now, horizon - 1)
         self.checked_until = until
         idle = self.idle
         while d.remaining > 0:
@@ -118,7 +134,11 @@ class OpenScheduler:
         """Intended sends due before ``until_ns`` (within the budget) that never left."""
         if until_ns < self.start_ns:
             return 0
-        due = int((until_ns - self.start_ns) / self.interval_ns) + 1
+        n = self.schedule.count((until_ns - self.start_ns) / 1e9)
+        if n <= self.index:
+            return 0
+        # this process's requests k * P + index due before ``until_ns``
+        due = math.ceil((n - self.index) / self.processes - 1e-9)
         if budget is not None:
             due = min(due, budget)
         return max(0, due - self.sent_index)

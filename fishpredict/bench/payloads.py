@@ -1,9 +1,12 @@
 """The request pool: varied HTTP requests built once, up front, as raw bytes.
 
 Each :class:`Pool` entry is the complete bytes of one HTTP/1.1 request and,
-when the rows are labelled, the label(s) its answer should carry. Workers
-cycle through the pool, so the hot path only writes bytes that already exist.
-This module also reads answers back (:func:`fish_answer`, :func:`batch_answers`).
+when the rows are labelled, the label(s) of its rows. Workers cycle through the
+pool, so the hot path only writes bytes that already exist. The pre-flight
+(:mod:`.preflight`) adds each request's *reference* answer, what the server
+answers at rest; answers under load are checked against it, labels only give
+the accuracy. This module also reads answers back (:func:`fish_answer`,
+:func:`batch_values`).
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ _NAMES: dict[bytes, int] = {
 }
 _KEY = b'"prediction"'
 
-#: expected answer of one request: a label (``/fish``), labels (batch) or None (unchecked)
+#: the labels of one request's rows: a label (``/fish``), labels (batch) or None
 Expected = int | tuple[int, ...] | None
+#: a reference answer: a label (``/fish``), the predictions as parsed (batch), or None
+Reference = int | tuple[object, ...] | None
 
 
 @dataclass(frozen=True)
@@ -41,12 +46,26 @@ class Pool:
     #: rows carried by each request (1 for ``/fish``, ``batch_rows`` for batches)
     rows_per_request: int
     description: str
+    #: what the server answered for each request at rest (set by the pre-flight)
+    reference: tuple[Reference, ...] | None = None
+    #: a mix: the item (index into ``items``) of each request
+    item_of: tuple[int, ...] | None = None
+    #: a mix: each item's name
+    items: tuple[str, ...] = ()
+    #: a short name of each request's group (endpoint, model, k): the pre-flight
+    #: sends one request of each group first
+    groups: tuple[str, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.requests)
 
     @property
     def checks_answers(self) -> bool:
+        """True when answers under load are checked (the pre-flight set references)."""
+        return self.reference is not None and any(r is not None for r in self.reference)
+
+    @property
+    def labelled(self) -> bool:
         return any(e is not None for e in self.expected)
 
 
@@ -73,15 +92,18 @@ def build_pool(config: BenchConfig, rows: Rows | None = None) -> Pool:
     check = config.check_answers
     if config.endpoint == "get":
         path = (target.path or "/") + (f"?{target.query}" if target.query else "")
-        return Pool((_head("GET", path, target, extra),), (None,), 1, f"GET {path}")
+        return Pool((_head("GET", path, target, extra),), (None,), 1, f"GET {path}",
+                    groups=(f"GET {path}",))
 
     if config.endpoint == "fish":
         rows = rows if rows is not None else load_rows(config.data, config.pool_size, config.seed)
         reqs: list[bytes] = []
         exp: list[Expected] = []
+        groups: list[str] = []
         for i in range(config.pool_size):
             r = i % len(rows)
             k = config.ks[i % len(config.ks)]
+            groups.append(f"GET {prefix}/fish k={k}")
             length, weight = rows.X[r]
             path = f"{prefix}/fish?length={_num(length)}&weight={_num(weight)}&k={k}"
             reqs.append(_head("GET", path, target, extra))
@@ -92,6 +114,7 @@ def build_pool(config: BenchConfig, rows: Rows | None = None) -> Pool:
             tuple(exp),
             1,
             f"GET {prefix}/fish ({min(len(rows), len(reqs))} distinct rows, k={ks})",
+            groups=tuple(groups),
         )
 
     n = config.batch_rows
@@ -99,13 +122,14 @@ def build_pool(config: BenchConfig, rows: Rows | None = None) -> Pool:
     rows = rows if rows is not None else load_rows(config.data, need, config.seed)
     if config.endpoint in ("v2", "v1"):
         return _protocol_pool(config, rows, prefix, extra)
-    reqs, exp = [], []
+    reqs, exp, groups = [], [], []
     for i in range(config.pool_size):
         idx = np.arange(i * n, (i + 1) * n) % len(rows)
         X = rows.X[idx]
         k = config.ks[i % len(config.ks)]
         path = (f"{prefix}/predict?model={quote(config.model)}" if config.model
                 else f"{prefix}/predict?k={k}")
+        groups.append(f"POST {path}")
         if config.body == "npy":
             buf = io.BytesIO()
             np.save(buf, np.ascontiguousarray(X, dtype=np.float64), allow_pickle=False)
@@ -133,6 +157,7 @@ def build_pool(config: BenchConfig, rows: Rows | None = None) -> Pool:
         tuple(exp),
         n,
         f"POST {prefix}/predict ({n} rows/request as {config.body}, {which})",
+        groups=tuple(groups),
     )
 
 
@@ -143,10 +168,12 @@ def _protocol_pool(config: BenchConfig, rows: Rows, prefix: str,
     target, n, check = config.target, config.batch_rows, config.check_answers
     reqs: list[bytes] = []
     exp: list[Expected] = []
+    groups: list[str] = []
     for i in range(config.pool_size):
         idx = np.arange(i * n, (i + 1) * n) % len(rows)
         X = rows.X[idx]
         model = config.model or model_name(config.ks[i % len(config.ks)])
+        groups.append(f"{config.endpoint.upper()} {model}")
         if config.endpoint == "v2":
             path = f"{prefix}/v2/models/{model}/infer"
             doc: dict[str, object] = {"inputs": [{
@@ -164,7 +191,7 @@ def _protocol_pool(config: BenchConfig, rows: Rows, prefix: str,
     where = (f"/v2/models/{shown}/infer" if config.endpoint == "v2"
              else f"/v1/models/{shown}:predict")
     return Pool(tuple(reqs), tuple(exp), n, f"POST {prefix}{where} ({n} rows/request, "
-                f"{config.endpoint.upper()} JSON)")
+                f"{config.endpoint.upper()} JSON)", groups=tuple(groups))
 
 
 def fish_answer(body: bytes) -> int | None:
@@ -188,6 +215,23 @@ def fish_answer(body: bytes) -> int | None:
     except (ValueError, KeyError, TypeError):
         return None
     return _NAMES.get(str(name).encode())
+
+
+def batch_values(body: bytes) -> tuple[object, ...] | None:
+    """The predictions of a batch answer as parsed JSON values (None if unreadable)."""
+    try:
+        doc = json.loads(body)
+        preds = doc["predictions"] if "predictions" in doc else doc["outputs"][0]["data"]
+    except (ValueError, KeyError, TypeError, IndexError):
+        return None
+    return tuple(preds) if isinstance(preds, list) else None
+
+
+def count_labels(values: tuple[object, ...], labels: tuple[int, ...]) -> int:
+    """How many predicted ``values`` carry their row's label."""
+    if len(values) != len(labels):
+        return 0
+    return sum(1 for p, e in zip(values, labels, strict=True) if _label(p) == e)
 
 
 def batch_answers(body: bytes, expected: tuple[int, ...]) -> int:

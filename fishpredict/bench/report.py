@@ -2,7 +2,8 @@
 
 The CSV timeline has one row per second with the columns ``second, tps,
 errors, p50_ms, p90_ms, p99_ms, active_users`` followed by ``successes, sent,
-late, generator_cpu_pct, span_s`` (``span_s`` < 1 for the last, partial second).
+late, generator_cpu_pct, span_s, intended`` (``span_s`` < 1 for the last, partial
+second; ``intended`` is empty in the closed model).
 """
 
 from __future__ import annotations
@@ -30,8 +31,11 @@ def error_label(kind: str) -> str:
 def format_text(r: BenchResult) -> str:
     """The summary a person reads: nGrinder's figures plus the latency distribution."""
     lines = []
-    if r.model == "open":
-        shape = f"open model, {r.rate:,.0f} req/s intended over {r.users} connections"
+    if r.model == "open" and r.stages:
+        stages = ",".join(f"{d:g}s:{v:g}" for d, v in r.stages)
+        shape = f"open model, stages {stages} over {r.users} connections"
+    elif r.model == "open":
+        shape = f"open model, {r.rate or 0:,.0f} req/s intended over {r.users} connections"
     else:
         shape = f"closed model, {r.users} virtual users"
     lines.append(
@@ -39,7 +43,12 @@ def format_text(r: BenchResult) -> str:
         f"{r.processes} process(es), {shape}]"
     )
     lines.append(f"requests  {r.requests_desc}")
-    lines.append(f"elapsed   {r.elapsed_s:.2f} s{'  (interrupted)' if r.interrupted else ''}")
+    if r.generators:
+        lines.append(f"generators {len(r.generators)} on Dask: " + ", ".join(
+            f"#{g['index']} {g['requests']:,} requests" for g in r.generators)
+            + " (histograms merged bin by bin)")
+    stop = "  (interrupted)" if r.interrupted else ("  (stopped early)" if r.aborted else "")
+    lines.append(f"elapsed   {r.elapsed_s:.2f} s{stop}")
     lines.append(
         f"tests     {r.requests:,}  successes {r.successes:,}  errors {r.error_count:,}"
         + (f" ({100 * r.error_count / r.requests:.2f}%)" if r.requests else "")
@@ -57,16 +66,33 @@ def format_text(r: BenchResult) -> str:
             "errors    "
             + ", ".join(f"{error_label(k)}: {v:,}" for k, v in sorted(r.errors.items()))
         )
+    flat = r.failed_latency_ms
+    if flat:
+        lines.append("failed    " + "  ".join(
+            f"{k} {_ms(flat.get(k))}" for k in ("p50", "p99", "max") if k in flat)
+            + "  (ms, failed requests timed too)")
+    if r.engine == "native" and r.requests:
+        wrong = r.errors.get("wrong_answer", 0)
+        lines.append(f"answers   {wrong:,} wrong (differing from what the model answers "
+                     "for the same rows at rest)" if r.config.get("check_answers", True)
+                     and r.config.get("preflight", True) else "answers   not checked")
     if r.checked:
         lines.append(
-            f"accuracy  {100 * (r.accuracy or 0):.2f}% of {r.checked:,} checked answers "
-            f"({r.checked - r.correct:,} wrong)"
+            f"accuracy  {100 * (r.accuracy or 0):.2f}% of {r.checked:,} answers carry the "
+            f"data's label ({r.checked - r.correct:,} do not)"
         )
     if r.model == "open":
         achieved = r.sent / r.elapsed_s if r.elapsed_s else 0.0
         lines.append(
-            f"schedule  sent {r.sent:,} ({achieved:,.0f}/s)  late {r.late:,}  "
-            f"max lag {r.max_lag_ms:.2f} ms  never sent {r.unsent:,}"
+            f"schedule  intended {r.intended:,.0f}  sent {r.sent:,} ({achieved:,.0f}/s)  "
+            f"late {r.late:,}  max lag {r.max_lag_ms:.2f} ms  never sent {r.unsent:,}"
+        )
+    for item in r.items:
+        lat = item["latency_ms"]
+        lines.append(
+            f"item      {item['name']}: {item['requests']:,} requests, "
+            f"{item['error_count']:,} errors, TPS {item['rps']:,.1f}, "
+            f"p50 {_ms(lat.get('p50'))} p99 {_ms(lat.get('p99'))} ms"
         )
     cpu = f"generator CPU {r.generator_cpu_s:.1f} s ({r.generator_cores:.2f} cores)"
     if r.machine_cpu_pct is not None:
@@ -90,7 +116,7 @@ def timeline_table(rows: Sequence[TimelineRow]) -> list[list[str]]:
         out.append(
             [
                 ""
-                if isinstance(v, float) and not math.isfinite(v)
+                if v is None or (isinstance(v, float) and not math.isfinite(v))
                 else (f"{v:.4f}" if isinstance(v, float) else str(v))
                 for v in astuple(row)
             ]

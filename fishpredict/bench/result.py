@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from fishpredict.bench.stats import REPORT_PERCENTILES, LatencyHistogram, Timeline
+from fishpredict.bench.stats import REPORT_PERCENTILES, ItemTotals, LatencyHistogram, Timeline
 
 
 def pct_key(q: float) -> str:
@@ -44,6 +44,8 @@ class TimelineRow:
     generator_cpu_pct: float
     #: length of the bucket: 1 s, less for the last (the drain after the deadline)
     span_s: float = 1.0
+    #: open model: requests due in this second by the schedule (None: closed model)
+    intended: float | None = None
 
 
 @dataclass
@@ -73,6 +75,25 @@ class BenchResult:
     late: int = 0
     max_lag_ms: float = 0.0
     unsent: int = 0
+    #: open model with --stages: ``[[seconds, target rate], ...]``
+    stages: list[list[float]] | None = None
+    #: open model: requests the schedule intended by the end of the run
+    intended: float = 0.0
+    #: latencies of failed requests (ms; failed connects excluded: nothing was sent)
+    failed_latency_ms: dict[str, float] = field(default_factory=dict)
+    #: a mix: one entry per item (name, weight, requests, errors, rps, latency_ms, ...)
+    items: list[dict[str, Any]] = field(default_factory=list)
+    #: every success's latency as the histogram's non-empty bins (``idx``, ``n``, and
+    #: exact ``total``/``sum``/``min``/``max`` in us): merged exactly by adding counts
+    histogram: dict[str, Any] = field(default_factory=dict)
+    #: SLO verdicts (see :mod:`fishpredict.bench.slo`)
+    slo: list[dict[str, Any]] = field(default_factory=list)
+    #: the comparison with a baseline run (see :mod:`fishpredict.bench.baseline`)
+    baseline: dict[str, Any] | None = None
+    #: what the target's own ``/metrics`` said, per second (fishpredict targets)
+    target_metrics: list[dict[str, Any]] = field(default_factory=list)
+    #: Dask: each generator's own figures (see :mod:`fishpredict.bench.distributed`)
+    generators: list[dict[str, Any]] = field(default_factory=list)
     # honesty
     generator_cpu_s: float = 0.0
     generator_cores: float = 0.0
@@ -80,6 +101,8 @@ class BenchResult:
     loop: str = ""
     warnings: list[str] = field(default_factory=list)
     interrupted: bool = False
+    #: why the run was stopped early by its own checks (``--slo-abort``), if it was
+    aborted: str = ""
     timeline: list[TimelineRow] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     started_at: str = ""
@@ -136,7 +159,41 @@ def latency_summary(hist: LatencyHistogram) -> dict[str, float]:
     return out
 
 
-def timeline_rows(timeline: Timeline, processes: int) -> list[TimelineRow]:
+def sparse_json(hist: LatencyHistogram) -> dict[str, Any]:
+    """A histogram as JSON-ready non-empty bins."""
+    sp = hist.to_sparse()
+    return {"idx": [int(i) for i in sp["idx"]], "n": [int(n) for n in sp["n"]],
+            "total": int(sp["total"]), "sum": int(sp["sum"]), "min": int(sp["min"]),
+            "max": int(sp["max"])}
+
+
+def item_stats(timeline: Timeline, names: tuple[str, ...], weights: list[float],
+               elapsed_s: float) -> list[dict[str, Any]]:
+    """Each mix item's figures, in the order of ``names``."""
+    out = []
+    for i, name in enumerate(names):
+        t = timeline.items.get(i) or ItemTotals()
+        errors = dict(sorted(t.errors.items()))
+        n_err = sum(errors.values())
+        out.append({
+            "name": name,
+            "weight": weights[i] if i < len(weights) else None,
+            "requests": t.hist.total + n_err,
+            "successes": t.hist.total,
+            "errors": errors,
+            "error_count": n_err,
+            "rps": t.hist.total / elapsed_s if elapsed_s > 0 else 0.0,
+            "latency_ms": latency_summary(t.hist),
+            "failed_latency_ms": latency_summary(t.failed) if t.failed.total else {},
+            "checked": t.checked,
+            "correct": t.correct,
+            "accuracy": t.correct / t.checked if t.checked else None,
+        })
+    return out
+
+
+def timeline_rows(timeline: Timeline, processes: int,
+                  intended: list[float] | None = None) -> list[TimelineRow]:
     rows = []
     for s in timeline.seconds():
         p50, p90, p99 = (v / 1000 for v in s.hist.percentiles((50.0, 90.0, 99.0)))
@@ -154,15 +211,20 @@ def timeline_rows(timeline: Timeline, processes: int) -> list[TimelineRow]:
                 late=s.late,
                 generator_cpu_pct=round(100.0 * s.cpu_s / s.span_s, 1) if s.span_s else 0.0,
                 span_s=round(s.span_s, 4),
+                intended=(None if intended is None else
+                          round(intended[s.second], 3) if s.second < len(intended) else 0.0),
             )
         )
     return rows
 
 
-def build_result(*, timeline: Timeline, elapsed_s: float, base: Mapping[str, Any]) -> BenchResult:
-    """Fold a closed timeline into a result; ``base`` holds the run's other fields."""
+def build_result(*, timeline: Timeline, elapsed_s: float, base: Mapping[str, Any],
+                 intended: list[float] | None = None) -> BenchResult:
+    """Fold a closed timeline into a result; ``base`` holds the run's other fields;
+    ``intended``: the open model's requests due in each second."""
     secs = timeline.seconds()
     hist = timeline.total_histogram()
+    failed = timeline.failed_histogram()
     errors = dict(sorted(timeline.total_errors().items()))
     successes = hist.total
     lat = latency_summary(hist)
@@ -179,6 +241,8 @@ def build_result(*, timeline: Timeline, elapsed_s: float, base: Mapping[str, Any
         correct=sum(s.correct for s in secs),
         sent=sum(s.sent for s in secs),
         late=sum(s.late for s in secs),
-        timeline=timeline_rows(timeline, int(base.get("processes", 1))),
+        timeline=timeline_rows(timeline, int(base.get("processes", 1)), intended),
+        failed_latency_ms=latency_summary(failed) if failed.total else {},
+        histogram=sparse_json(hist),
         **base,
     )

@@ -12,22 +12,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import multiprocessing as mp
 import os
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from multiprocessing.connection import wait
 from typing import Any
 
 from fishpredict.bench.config import BenchConfig
 from fishpredict.bench.engine import now_ns
+from fishpredict.bench.mix import build_mix_pool
 from fishpredict.bench.payloads import Pool, build_pool
+from fishpredict.bench.preflight import preflight
 from fishpredict.bench.progress import Progress
-from fishpredict.bench.result import BenchResult, build_result
-from fishpredict.bench.stats import Timeline
-from fishpredict.bench.worker import WorkerSpec, worker_main
+from fishpredict.bench.result import BenchResult, build_result, item_stats
+from fishpredict.bench.stats import SecondStats, Timeline
+from fishpredict.bench.worker import WorkerSpec, raise_fd_limit, worker_main
 from fishpredict.bench.wrk import run_wrk
 from fishpredict.errors import ConfigError, FishpredictError
+
+#: open files a load process needs besides its connections (pipes, libraries, ...)
+FD_MARGIN = 64
+
+#: called in the parent after each whole second of the run: ``observer(run, second)``;
+#: it may read ``run.snapshot()`` and call ``run.stop(reason)``
+Observer = Callable[["_Run", SecondStats], None]
 
 #: seconds to wait for the workers' "ready"
 READY_TIMEOUT_S = 60.0
@@ -37,21 +48,50 @@ START_DELAY_NS = 50_000_000
 BUSY_SHARE = 0.9
 
 
-def run_bench(config: BenchConfig, pool: Pool | None = None) -> BenchResult:
+def run_bench(
+    config: BenchConfig, pool: Pool | None = None, observer: Observer | None = None
+) -> BenchResult:
     """Run one benchmark as ``config`` says and return what it measured.
 
     ``pool`` replaces the requests the config would build: any pre-built HTTP requests
     (for a protocol this package does not build requests for, e.g. a peer's).
+    Before the load, the pre-flight (``config.preflight``) proves the target answers
+    each kind of request and learns the answers to check against.
+    ``observer`` is called after each second of the run (see :data:`Observer`).
     Raises :class:`~fishpredict.errors.ConfigError` for a bad config (including a
-    non-loopback target without ``allow_remote``) and
-    :class:`~fishpredict.errors.FishpredictError` when the run itself fails.
+    non-loopback target without ``allow_remote``, or a target that refuses the
+    pre-flight's requests) and :class:`~fishpredict.errors.FishpredictError` when the
+    target does not answer or the run itself fails.
     """
     config = config.validated()
     if config.engine == "wrk":
         if pool is not None:
             raise ConfigError("the wrk engine builds its own requests: it takes no pool")
         return run_wrk(config)
-    return _Run(config, pool if pool is not None else build_pool(config)).execute()
+    return _Run(config, prepare_pool(config, pool), observer).execute()
+
+
+def prepare_pool(config: BenchConfig, pool: Pool | None = None) -> Pool:
+    """The run's requests (built from the config unless given), after the pre-flight."""
+    if pool is None:
+        pool = build_mix_pool(config) if config.mix else build_pool(config)
+    if config.preflight:
+        pool = preflight(config, pool, references=config.check_answers)
+    return pool
+
+
+def check_fd_limit(config: BenchConfig, specs: list[WorkerSpec]) -> None:
+    """Raise the open-file limit for the busiest process's connections, or refuse."""
+    need = max((len(s.users) for s in specs), default=0) + FD_MARGIN
+    soft = raise_fd_limit(need)
+    if soft < need:
+        what = "connections" if config.open_model else "virtual users"
+        most = max(1, soft - FD_MARGIN)
+        raise ConfigError(
+            f"{need - FD_MARGIN} {what} per process need about {need} open files, but the "
+            f"limit is {soft} (ulimit -n; the hard limit allows no more): use at most "
+            f"{most} per process, or more --processes"
+        )
 
 
 def plan_workers(config: BenchConfig, pool: Pool) -> list[WorkerSpec]:
@@ -64,7 +104,6 @@ def plan_workers(config: BenchConfig, pool: Pool) -> list[WorkerSpec]:
     specs = []
     for p in range(P):
         if config.open_model:
-            assert config.rate is not None
             n = config.users // P + (1 if p < config.users % P else 0)
             specs.append(
                 WorkerSpec(
@@ -73,8 +112,7 @@ def plan_workers(config: BenchConfig, pool: Pool) -> list[WorkerSpec]:
                     pool=pool,
                     users=tuple(range(n)),
                     budget=budgets[p],
-                    rate=config.rate / P,
-                    phase_ns=int(p * 1e9 / config.rate),
+                    rate=config.peak_rate / P,
                 )
             )
         else:
@@ -98,10 +136,17 @@ def _start_method(config: BenchConfig) -> str:
 
 
 class _Run:
-    def __init__(self, config: BenchConfig, pool: Pool) -> None:
+    def __init__(self, config: BenchConfig, pool: Pool, observer: Observer | None = None) -> None:
         self.cfg = config
         self.pool = pool
+        self.observer = observer
         self.specs = plan_workers(config, pool)
+        check_fd_limit(config, self.specs)
+        self.live: set[Any] = set()
+        self.aborted = ""
+        self.t0 = 0
+        self.started_at = ""
+        self.info: dict[str, Any] = {}
         self.timeline = Timeline()
         self.progress = Progress(config.effective_duration_s, enabled=config.progress)
         self.summaries: dict[int, dict[str, Any]] = {}
@@ -129,8 +174,9 @@ class _Run:
                 child.close()
                 procs.append(proc)
                 pipes[parent] = spec.index
-            info = self._await_ready(pipes)
-            t0 = now_ns() + START_DELAY_NS
+            info = self.info = self._await_ready(pipes)
+            t0 = self.t0 = now_ns() + START_DELAY_NS
+            self.started_at = started_at
             for pipe in pipes:
                 pipe.send(("go", t0))
             self._collect(pipes, t0)
@@ -167,8 +213,31 @@ class _Run:
                 waiting.discard(pipe)
         return info
 
+    def stop(self, reason: str) -> None:
+        """End the run early (the workers stop sending; what was measured is kept)."""
+        if self.aborted or self.interrupted:
+            return
+        self.aborted = reason
+        self.progress.note(f"stopping: {reason}")
+        for pipe in self.live:
+            with contextlib.suppress(OSError):
+                pipe.send(("stop",))
+
+    def snapshot(self) -> BenchResult:
+        """What the run has measured so far, as a (provisional) result."""
+        elapsed = max((now_ns() - self.t0) / 1e9, 1e-6) if self.t0 else 1e-6
+        secs = len(self.timeline.seconds())
+        return build_result(timeline=self.timeline, elapsed_s=min(elapsed, max(secs, 1e-6)),
+                            base=self._base([], elapsed, None), intended=self._intended())
+
+    def _intended(self) -> list[float] | None:
+        if not self.cfg.open_model:
+            return None
+        n = max(len(self.timeline.seconds()), math.ceil(self.cfg.effective_duration_s))
+        return self.cfg.schedule.intended_per_second(n)
+
     def _collect(self, pipes: dict[Any, int], t0: int) -> None:
-        live = set(pipes)
+        live = self.live = set(pipes)
         hard_stop = t0 + int((self.cfg.effective_duration_s + self.cfg.timeout_s + 15.0) * 1e9)
         while live:
             try:
@@ -202,6 +271,8 @@ class _Run:
             if n >= len(live) and sec.second > self.shown and pipe in live and in_run:
                 self.shown = sec.second
                 self.progress.second(sec)
+                if self.observer is not None:
+                    self.observer(self, sec)
         elif kind == "done":
             self.summaries[index] = data
             live.discard(pipe)
@@ -212,12 +283,26 @@ class _Run:
     def _result(
         self, t0: int, started_at: str, info: dict[str, Any], cpu0: tuple[float, float] | None
     ) -> BenchResult:
-        cfg = self.cfg
         done = list(self.summaries.values())
         elapsed = max((d["elapsed_ns"] for d in done), default=now_ns() - t0) / 1e9
         elapsed = max(elapsed, 1e-6)
         self.timeline.close(elapsed)
-        cpu_s = sum(d["cpu_s"] for d in done)
+        base = self._base(done, elapsed, cpu0)
+        result = build_result(timeline=self.timeline, elapsed_s=elapsed, base=base,
+                              intended=self._intended())
+        result.warnings = self._warnings(result, done) + self.failures
+        if self.aborted:
+            result.warnings.append(f"stopped early: {self.aborted}")
+        return result
+
+    def _base(
+        self, done: list[dict[str, Any]], elapsed: float, cpu0: tuple[float, float] | None
+    ) -> dict[str, Any]:
+        cfg = self.cfg
+        cpu_s = sum(d["cpu_s"] for d in done) or sum(
+            s.cpu_s for s in self.timeline.seconds())
+        info = self.info
+        sched = cfg.schedule if cfg.open_model else None
         base: dict[str, Any] = dict(
             engine="native",
             model="open" if cfg.open_model else "closed",
@@ -234,12 +319,15 @@ class _Run:
             machine_cpu_pct=_machine_busy(cpu0),
             loop=info.get("loop", ""),
             interrupted=self.interrupted,
+            aborted=self.aborted,
             config=cfg.to_dict(),
-            started_at=started_at,
+            started_at=self.started_at,
+            stages=[list(st) for st in cfg.stages] if cfg.stages else None,
+            intended=sched.count(min(elapsed, cfg.effective_duration_s)) if sched else 0.0,
+            items=item_stats(self.timeline, self.pool.items, [w for w, _ in cfg.mix], elapsed)
+            if self.pool.items else [],
         )
-        result = build_result(timeline=self.timeline, elapsed_s=elapsed, base=base)
-        result.warnings = self._warnings(result, done) + self.failures
-        return result
+        return base
 
     def _warnings(self, r: BenchResult, done: list[dict[str, Any]]) -> list[str]:
         cfg = self.cfg

@@ -202,12 +202,36 @@ class SecondStats:
         return self.successes / self.span_s if self.span_s > 0 else 0.0
 
 
+@dataclass
+class ItemTotals:
+    """One mix item's totals over the run (successes' and failures' latencies, errors)."""
+
+    hist: LatencyHistogram = field(default_factory=LatencyHistogram)
+    failed: LatencyHistogram = field(default_factory=LatencyHistogram)
+    errors: Counter[str] = field(default_factory=Counter)
+    sent: int = 0
+    checked: int = 0
+    correct: int = 0
+
+    def add(self, tick: Mapping[str, Any]) -> None:
+        self.hist.merge(LatencyHistogram.from_sparse(tick["hist"]))
+        if tick.get("fhist"):
+            self.failed.merge(LatencyHistogram.from_sparse(tick["fhist"]))
+        self.errors.update(tick["errors"])
+        self.sent += int(tick["sent"])
+        self.checked += int(tick["checked"])
+        self.correct += int(tick["correct"])
+
+
 class Timeline:
     """Per-second buckets merged from every worker's once-a-second ticks."""
 
     def __init__(self) -> None:
         self._seconds: dict[int, SecondStats] = {}
         self._total = LatencyHistogram()
+        self._failed = LatencyHistogram()
+        #: a mix: each item's totals, by item index
+        self.items: dict[int, ItemTotals] = {}
 
     def add_tick(self, tick: Mapping[str, Any]) -> SecondStats:
         """Merge one worker's tick (see ``worker`` for its fields)."""
@@ -217,6 +241,10 @@ class Timeline:
             s = self._seconds[sec] = SecondStats(second=sec)
         s.sparse = merge_sparse(s.sparse, tick["hist"])
         self._total.merge(LatencyHistogram.from_sparse(tick["hist"]))
+        if tick.get("fhist"):
+            self._failed.merge(LatencyHistogram.from_sparse(tick["fhist"]))
+        for i, item in enumerate(tick.get("items") or ()):
+            self.items.setdefault(i, ItemTotals()).add(item)
         s.errors.update(tick["errors"])
         s.active_users += int(tick["active"])
         s.sent += int(tick["sent"])
@@ -249,6 +277,12 @@ class Timeline:
         total = LatencyHistogram()
         total.merge(self._total)
         return total
+
+    def failed_histogram(self) -> LatencyHistogram:
+        """Every failed request's latency (a copy)."""
+        failed = LatencyHistogram()
+        failed.merge(self._failed)
+        return failed
 
     def total_errors(self) -> Counter[str]:
         total: Counter[str] = Counter()

@@ -26,9 +26,11 @@ import numpy as np
 from fishpredict.bench.config import BenchConfig
 from fishpredict.bench.engine import (
     CheckingClosedUser,
+    CheckingMixClosedUser,
     ClosedUser,
     Connection,
     Driver,
+    MixClosedUser,
     Recorder,
     now_ns,
 )
@@ -124,6 +126,10 @@ class _Worker:
         self.scheduler: OpenScheduler | None = None
         self.stopped_at = 0  # when a "stop" message arrived, if one did
         self.hist = LatencyHistogram()  # this second's latencies, folded in every 50 ms
+        self.fhist = LatencyHistogram()  # this second's failed requests' latencies
+        #: a mix: each item's histograms of this second (successes, failures)
+        self.item_hists = [(LatencyHistogram(), LatencyHistogram())
+                           for _ in self.driver.item_recs]
         #: what is due on a whole second (ramp-up starts, the deadline) runs right after
         #: that second's tick, so each tick counts the users of the second that just ended
         self.after_tick: dict[int, list[Callable[[], None]]] = {}
@@ -170,9 +176,9 @@ class _Worker:
         n_all = max(1, self.cfg.users)
         stride = max(1, len(pool) // n_all)
         if self.cfg.open_model:
-            assert self.spec.rate is not None
             self.scheduler = OpenScheduler(
-                self.driver, self.spec.rate, self.spec.phase_ns, self.cfg.late_ms
+                self.driver, self.cfg.schedule, self.spec.index, self.cfg.processes,
+                self.cfg.late_ms,
             )
             cls: type[Connection] = CheckingOpenConnection if checking else OpenConnection
             conns: list[Connection] = []
@@ -181,7 +187,10 @@ class _Worker:
                 c.scheduler = self.scheduler  # type: ignore[attr-defined]
                 conns.append(c)
             return conns
-        cls = CheckingClosedUser if checking else ClosedUser
+        if pool.item_of is not None:
+            cls = CheckingMixClosedUser if checking else MixClosedUser
+        else:
+            cls = CheckingClosedUser if checking else ClosedUser
         return [cls(self.driver, first=u * stride) for u in self.spec.users]
 
     async def _wait_connected(self, n: int) -> None:
@@ -257,18 +266,40 @@ class _Worker:
 
     def _fold(self) -> None:
         """Move the raw latencies into this second's histogram (a short pause, often)."""
-        lat = self.rec.take_latencies()
-        if lat:
-            self.hist.record(np.frombuffer(lat, dtype=np.uint32))
+        for rec, (hist, fhist) in [
+            (self.rec, (self.hist, self.fhist)),
+            *zip(self.driver.item_recs, self.item_hists, strict=True),
+        ]:
+            lat = rec.take_latencies()
+            if lat:
+                hist.record(np.frombuffer(lat, dtype=np.uint32))
+            flat = rec.take_failed()
+            if flat:
+                fhist.record(np.frombuffer(flat, dtype=np.uint32))
 
     def _tick(self, final: bool = False) -> None:
         self._fold()
         hist, self.hist = self.hist, LatencyHistogram()
+        fhist, self.fhist = self.fhist, LatencyHistogram()
         data = self.rec.take()
+        items = []
+        for rec, (ih, ifh) in zip(self.driver.item_recs, self.item_hists, strict=True):
+            item = rec.take()
+            item.update(hist=ih.to_sparse(), fhist=ifh.to_sparse())
+            items.append(item)
+            hist.merge(ih)
+            fhist.merge(ifh)
+            for key in ("sent", "late", "checked", "correct"):
+                data[key] += item[key]
+            for kind, n in item["errors"].items():
+                data["errors"][kind] = data["errors"].get(kind, 0) + n
+        self.item_hists = [(LatencyHistogram(), LatencyHistogram()) for _ in items]
         cpu = time.process_time()
         data.update(
             second=self.second,
             hist=hist.to_sparse(),
+            fhist=fhist.to_sparse(),
+            items=items,
             active=self.driver.active,
             cpu_s=cpu - self.cpu_mark,
         )

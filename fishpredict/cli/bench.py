@@ -51,6 +51,9 @@ ENDPOINTS = ("fish", "batch", "get", "v2", "v1")
               help="open model: connections in total (default: rate/1000, 16..256)")
 @click.option("--late-ms", type=POSITIVE_FLOAT, default=2.0, show_default=True,
               help="open model: a send later than this (ms) counts as late")
+@click.option("--stages", default=None, metavar="D:R,...",
+              help="open model with a ramping rate, k6 style: 10s:100,30s:2000,10s:0 (from 0, "
+              "linearly to each target rate over each duration)")
 @click.option("--timeout", type=POSITIVE_FLOAT, default=5.0, show_default=True,
               metavar="SECONDS", help="per-request timeout")
 # requests
@@ -74,8 +77,14 @@ ENDPOINTS = ("fish", "batch", "get", "v2", "v1")
               help="distinct pre-built requests")
 @click.option("--seed", type=click.INT, default=0, show_default=True,
               help="seed for generated or sampled rows")
+@click.option("--mix", "mix", multiple=True, metavar="W:K=V,...",
+              help="weighted mix item (repeatable): 3:endpoint=fish,k=5 1:endpoint=batch,"
+              "model=knn-k15 (keys: endpoint, k, model, data, batch-rows, body, name)")
 @click.option("--no-check", "check", is_flag=True, flag_value=False, default=True,
-              help="do not check answers against the labels")
+              help="do not check answers (against what the model answers at rest)")
+@click.option("--no-preflight", "preflight", is_flag=True, flag_value=False, default=True,
+              help="skip the pre-flight (one request per endpoint/model/k, and the reference "
+              "answers); answers are then not checked")
 @click.option("--header", "headers", type=Header(), multiple=True,
               help="extra request header (repeatable)")
 # engine and output
@@ -87,7 +96,28 @@ ENDPOINTS = ("fish", "batch", "get", "v2", "v1")
               help="use asyncio's own event loop")
 @click.option("--allow-remote", is_flag=True,
               help="allow a non-loopback target (only a host you own)")
-@json_option("write the result as JSON to FILE ('-': stdout)")
+@click.option("--slo", "slos", multiple=True, metavar="EXPR",
+              help="service-level objective (repeatable): p99<50ms, p50<=5ms, errors<0.1%, "
+              "tps>=1000, tps>=0.95*baseline; any failing one exits 99")
+@click.option("--slo-abort", is_flag=True,
+              help="stop the run as soon as an SLO is lost for good")
+@click.option("--baseline", default=None, metavar="FILE.json",
+              help="compare with an earlier run's --json, change by change, against the noise")
+@click.option("--web", default=None, metavar="[HOST:]PORT",
+              help="serve a live page on loopback (port 0: any free port); it stays after the "
+              "run with the final report until Ctrl-C")
+@click.option("--web-linger", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+              help="with --web: keep the page this long after the run, then exit "
+              "(default: until Ctrl-C)")
+@click.option("--html", "html_out", default=None, metavar="FILE",
+              help="write a self-contained HTML report (charts and tables, opens offline)")
+@click.option("--scheduler", default=None, metavar="tcp://HOST:8786",
+              help="run --generators generator processes on a Dask cluster ('local': a "
+              "local cluster) and merge their histograms exactly")
+@click.option("--generators", type=POSITIVE_INT, default=None, metavar="N",
+              help="with --scheduler: generator processes (default: the cluster's workers)")
+@json_option("write the result as JSON to FILE ('-': stdout, the text report then goes "
+             "to stderr)")
 @click.option("--csv", "csv_out", default=None, metavar="FILE",
               help="write the per-second timeline as CSV")
 @chart_option("TPS, latency and users over time")
@@ -114,13 +144,19 @@ def bench(url: str, **opts: Any) -> int:
                            connections=opts["connections"] or 64, rounds=opts["rounds"],
                            users=opts["users"], processes=opts["processes"])
         return 0 if report.speed_ok and report.users_ok else 1
-    return _run(url, opts)
+    from fishpredict.bench.cli_run import run_command
+
+    return run_command(url, opts, _config, _model_pool)
 
 
 def _config(url: str, o: dict[str, Any]) -> Any:
     from fishpredict.bench import BenchConfig
+    from fishpredict.bench.mix import parse_mix_item
+    from fishpredict.bench.stages import parse_stages
 
     return BenchConfig(
+        stages=parse_stages(o["stages"]) if o["stages"] else None,
+        mix=tuple(parse_mix_item(m) for m in o["mix"]), preflight=o["preflight"],
         url=url, processes=o["processes"], threads=o["threads"], duration_s=o["duration"],
         requests=o["requests"], ramp_up_s=o["ramp_up"], ramp_step=o["ramp_step"],
         ramp_initial=o["ramp_initial"], rate=o["rate"], connections=o["connections"],
@@ -161,37 +197,6 @@ def _model_pool(config: Any) -> Any:
             break
     X = np.concatenate(frames)[:need]
     return build_pool(config, Rows(X=X, y=None))
-
-
-def _run(url: str, o: dict[str, Any]) -> int:
-    from fishpredict.bench import run_bench
-    from fishpredict.bench.report import format_text, write_csv, write_json
-
-    config = _config(url, o)
-    pool = _model_pool(config)
-    result = run_bench(config, pool)
-    click.echo(format_text(result))
-    if o["compare_wrk"] and config.engine == "native":
-        other = run_bench(config.with_(engine="wrk", progress=False), pool)
-        click.echo()
-        click.echo(format_text(other))
-        ratio = result.rps / other.rps if other.rps else float("nan")
-        click.echo(f"\nnative {result.rps:,.0f} req/s   wrk {other.rps:,.0f} req/s   "
-                   f"native/wrk {ratio:.3f}")
-    try:
-        if o["json_out"] == "-":
-            click.echo(result.to_json())
-        elif o["json_out"]:
-            write_json(result, o["json_out"])
-        if o["csv_out"]:
-            write_csv(result, o["csv_out"])
-        if o["chart"]:
-            from fishpredict.bench.chart import write_chart
-
-            write_chart(result, o["chart"])
-    except OSError as exc:
-        raise ConfigError(f"cannot write {exc.filename}: {exc.strerror}") from None
-    return 0 if result.successes else 1
 
 
 @hookimpl

@@ -107,9 +107,12 @@ def seed_findings(loads: list[Load], costs: RequestCosts) -> list[str]:
     if not (per.ok and once.ok):
         return _skipped(loads)
     r = ratio(once.full_load_tps, per.full_load_tps)
+    noise = 2 * ratio_error(once, per)
     size = (
         "about the same TPS as"
         if abs(r - 1) <= SAME
+        else f"about the same TPS ({x(r)} lies within the runs' noise, ± {n(noise, 2)}) as"
+        if math.isfinite(noise) and abs(r - 1) <= noise
         else (f"{x(r)} the TPS of" if r > 1 else f"{x(r)} (less than) the TPS of")
     )
     users = once.result.users if once.result is not None else 0
@@ -218,8 +221,12 @@ def _path_finding(
 ) -> str:
     hop = ratio(one.full_load_tps, d.full_load_tps)
     lb = ratio(two.full_load_tps, one.full_load_tps)
-    lb_text = f"{x(lb)} (± {n(ratio_error(two, one), 2)})"
-    if lb > 1 + SAME:
+    lb_err = ratio_error(two, one)
+    lb_text = f"{x(lb)} (± {n(lb_err, 2)})"
+    if math.isfinite(lb_err) and abs(lb - 1) <= 2 * lb_err:
+        verdict = (f"a second replica made no difference beyond the noise: {lb_text} the "
+                   "TPS of one behind nginx")
+    elif lb > 1 + SAME:
         verdict = (
             f"load balancing helps: two replicas gave {lb_text} the TPS of one behind "
             f"nginx and {x(ratio(two.full_load_tps, d.full_load_tps))} the direct replica"

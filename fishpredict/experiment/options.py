@@ -40,7 +40,9 @@ HOST = "127.0.0.1"
 class SeedOptions:
     """The options of one run; ``None`` means "the default for quick or full"."""
 
-    out: Path = Path("docs/seed-report.md")
+    #: the report (not docs/seed-report.md: a run never overwrites the committed one
+    #: unless asked to with --out)
+    out: Path = Path("seed-report.md")
     quick: bool = False
     #: seconds per load (experiments 1-3)
     duration_s: float | None = None
@@ -103,7 +105,7 @@ class SeedOptions:
 
     @property
     def chart_dir(self) -> Path:
-        """Where the PNGs go: ``docs/seed-report.md`` -> ``docs/seed-report/``."""
+        """Where the PNGs go: ``seed-report.md`` -> ``seed-report/``."""
         return self.out.with_suffix("")
 
     def load_config(self, url: str) -> BenchConfig:

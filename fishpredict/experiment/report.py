@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +19,7 @@ from fishpredict.experiment import charts, findings
 from fishpredict.experiment.costs import COST_K, RequestCosts
 from fishpredict.experiment.findings import n, ratio, x
 from fishpredict.experiment.loads import Load
+from fishpredict.experiment.noise import disturbances
 from fishpredict.experiment.options import SeedOptions
 from fishpredict.experiment.rows import RowsResult
 from fishpredict.fish.sweep import format_table
@@ -49,6 +50,13 @@ class SeedRun:
     seconds: float = math.nan
     #: the machine's 1-minute load average when the run began
     load_average: float = math.nan
+    #: the same when the last experiment ended
+    load_average_end: float = math.nan
+
+    @property
+    def inconclusive(self) -> list[str]:
+        """Why no conclusion may be drawn from this run (empty when they may)."""
+        return disturbances(self)
 
 
 def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -147,7 +155,7 @@ def _seed_section(run: SeedRun) -> list[str]:
         ],
     )
     out += _chart("seed", "TPS over time, seed server per request vs load once", run.options)
-    return out + _bullets(findings.seed_findings(run.seed, c))
+    return out + _findings(run, lambda: findings.seed_findings(run.seed, c))
 
 
 def _backend_section(run: SeedRun) -> list[str]:
@@ -164,7 +172,8 @@ def _backend_section(run: SeedRun) -> list[str]:
     rows = [_load_row(ld, x(ratio(ld.full_load_tps, base_tps))) for ld in run.seed + run.backends]
     out += _table((*LOAD_HEAD, "vs seed (load once)"), rows)
     out += _chart("backends", "TPS over time of every backend and the seed server", run.options)
-    return out + _bullets(findings.backend_findings(run.seed, run.backends, run.costs))
+    return out + _findings(
+        run, lambda: findings.backend_findings(run.seed, run.backends, run.costs))
 
 
 def _cluster_section(run: SeedRun) -> list[str]:
@@ -191,7 +200,7 @@ def _cluster_section(run: SeedRun) -> list[str]:
         )
     out += _table((*LOAD_HEAD, "vs direct", "machine CPU busy"), rows)
     out += _chart("cluster", "TPS and p99 of one and two replicas behind nginx", run.options)
-    return out + _bullets(findings.cluster_findings(run.cluster, run.costs))
+    return out + _findings(run, lambda: findings.cluster_findings(run.cluster, run.costs))
 
 
 def _rows_section(rows: RowsResult, options: SeedOptions) -> list[str]:
@@ -283,6 +292,24 @@ def _rows_section(rows: RowsResult, options: SeedOptions) -> list[str]:
     return out + _bullets(findings.rows_findings(rows))
 
 
+def _findings(run: SeedRun, make: Callable[[], list[str]]) -> list[str]:
+    """The findings as bullets, or, for a disturbed run, why there are none."""
+    reasons = run.inconclusive
+    if reasons:
+        return _bullets([f"Inconclusive: {'; '.join(reasons)}. The figures above are as "
+                         "measured; no conclusion is drawn from them. Run again on an "
+                         "otherwise idle machine."])
+    return _bullets(make())
+
+
+def _inconclusive_note(run: SeedRun) -> list[str]:
+    reasons = run.inconclusive
+    if not reasons:
+        return []
+    return ["**This run is inconclusive**: " + "; ".join(reasons) + ". Its figures are "
+            "reported, but experiments 1 to 3 draw no conclusions from them.", ""]
+
+
 def _warnings(run: SeedRun) -> list[str]:
     out = ["## Warnings from the load generator", ""]
     lines = [
@@ -296,7 +323,8 @@ def _warnings(run: SeedRun) -> list[str]:
 
 def render(run: SeedRun) -> str:
     """The report's Markdown text."""
-    out = _header(run) + _seed_section(run) + _backend_section(run) + _cluster_section(run)
+    out = _header(run) + _inconclusive_note(run) + _seed_section(run)
+    out += _backend_section(run) + _cluster_section(run)
     if run.rows is not None:
         out += _rows_section(run.rows, run.options)
     out += _warnings(run)

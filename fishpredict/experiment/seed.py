@@ -78,6 +78,9 @@ def run_experiments(options: SeedOptions, say: Say) -> SeedRun:
     with tempfile.TemporaryDirectory(prefix="fishpredict-experiment-") as tmp:
         run.rows = run_rows(options, Path(tmp), say)
     run.seconds = time.monotonic() - start
+    run.load_average_end = os.getloadavg()[0]
+    for reason in run.inconclusive:
+        say(f"inconclusive: {reason}")
     return run
 
 

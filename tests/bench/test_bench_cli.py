@@ -29,6 +29,10 @@ def test_bad_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None
 def test_dead_target_exits_non_zero(capsys: pytest.CaptureFixture[str]) -> None:
     port = free_port()
     assert main(["bench", f"http://127.0.0.1:{port}", "--requests", "5", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "does not answer" in err and err.count("\n") == 1
+    assert main(["bench", f"http://127.0.0.1:{port}", "--requests", "5", "--quiet",
+                 "--no-preflight"]) == 1
     assert "connect: 5" in capsys.readouterr().out
 
 

@@ -46,7 +46,7 @@ ROWS = Rows(X=np.array([[30.5, 600.0], [10.1, 8.25], [35.0, 700.0]]), y=np.array
 def test_fish_pool_varies_rows_and_cycles_k() -> None:
     cfg = BenchConfig("http://127.0.0.1:8123/api", ks=(1, 5, 15), pool_size=6)
     pool = build_pool(cfg, ROWS)
-    assert len(pool) == 6 and pool.rows_per_request == 1 and pool.checks_answers
+    assert len(pool) == 6 and pool.rows_per_request == 1 and pool.labelled
     seen = []
     for raw, exp in zip(pool.requests, pool.expected, strict=True):
         req = _Req(raw)

@@ -30,6 +30,7 @@ def result() -> Iterator[BenchResult]:
                 duration_s=2.0,
                 ramp_up_s=1.0,
                 ramp_step=2,
+                preflight=False,  # every request is a 404, by design
             )
         )
 

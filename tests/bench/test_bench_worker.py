@@ -48,6 +48,21 @@ def test_open_plan_splits_rate_connections_and_phases() -> None:
     specs = plan_workers(cfg, build_pool(cfg.with_(pool_size=4)))
     assert [len(s.users) for s in specs] == [3, 2]
     assert [s.rate for s in specs] == [500.0, 500.0]
-    # process 1 sends half-way between process 0's sends: 1 ms apart at 1000/s in total
-    assert [s.phase_ns for s in specs] == [0, 1_000_000]
     assert all(s.budget is None for s in specs)
+
+
+def test_open_schedulers_interleave_processes() -> None:
+    from fishpredict.bench.openloop import OpenScheduler
+    from fishpredict.bench.stages import Schedule
+
+    # process 1 sends half-way between process 0's sends: 1 ms apart at 1000/s in total
+    flat = Schedule.flat(1000.0, 10.0)
+    due = [[OpenScheduler(None, flat, p, 2, 2.0).due_at(i) for i in range(3)]  # type: ignore[arg-type]
+           for p in range(2)]
+    assert due == [[0, 2_000_000, 4_000_000], [1_000_000, 3_000_000, 5_000_000]]
+    # a ramp 0 -> 1000/s over 1 s: N(t) = 500 t^2, so request 500 is due at 1 s
+    ramp = Schedule(((1.0, 1000.0), (1.0, 1000.0)))
+    sched = OpenScheduler(None, ramp, 0, 1, 2.0)  # type: ignore[arg-type]
+    assert sched.due_at(500) == 1_000_000_000
+    assert sched.due_at(125) == 500_000_000
+    assert sched.unsent(1_000_000_000, None) == 500  # due before 1 s: 0 .. 499

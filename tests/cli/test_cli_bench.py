@@ -27,7 +27,7 @@ def test_endpoints_are_the_bench_configs() -> None:
 def test_every_option_reaches_the_config(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[Any] = []
 
-    def fake_run(config: Any, pool: Any = None) -> Any:
+    def fake_run(config: Any, pool: Any = None, observer: Any = None) -> Any:
         seen.append(config)
         raise SystemExit(0)
 
@@ -59,7 +59,7 @@ def test_a_short_run_in_each_protocol_checks_its_answers(
                  "2", "--batch-rows", "3", "--quiet", "--json", "-"])
     out = capsys.readouterr().out
     assert code == 0, out
-    doc = json.loads(out[out.index("\n{") + 1:])
+    doc = json.loads(out)  # --json -: stdout is the JSON alone
     assert doc["config"]["endpoint"] == endpoint
     assert doc["successes"] == 40 and doc["errors"] == {}
 
@@ -80,7 +80,7 @@ def test_any_models_columns_by_header_name(tmp_path: Path,
                          "--batch-rows", "5", "--quiet", "--json", "-"])
             out = capsys.readouterr().out
             assert code == 0, out
-            doc = json.loads(out[out.index("\n{") + 1:])
+            doc = json.loads(out)
             assert doc["successes"] == 30 and doc["errors"] == {}, doc["errors"]
         data.drop(columns=["petal width (cm)"]).to_csv(tmp_path / "short.csv", index=False)
         assert main(["bench", srv.url, "--endpoint", "v2", "--model", "rf", "--data",
