@@ -122,6 +122,7 @@ class ContainerCluster:
         with self.dir.locked():
             self._refuse_if_up()
             check_port_free(cfg.host, cfg.port)
+            argv, mounts = self._serve_argv()  # a missing --models path fails here
             ensure_images(engine, self.run_dir, cfg.source, cfg.build)
             state = ContainerState(
                 url=f"http://{cfg.host}:{cfg.port}", backend=cfg.backend, engine=engine.name,
@@ -129,7 +130,7 @@ class ContainerCluster:
                 network=f"fishpredict-{self.tag}", tag=self.tag,
             )
             try:
-                self._start_all(state)
+                self._start_all(state, argv, mounts)
             except BaseException:
                 self._remove(state)
                 raise
@@ -194,12 +195,11 @@ class ContainerCluster:
 
     # -- starting --
 
-    def _start_all(self, state: ContainerState) -> None:
+    def _start_all(self, state: ContainerState, argv: list[str], mounts: list[str]) -> None:
         cfg, engine = self.config, self.engine
         deadline = time.monotonic() + cfg.startup_timeout
         engine.run(["network", "create", "--label", f"{LABEL}={self.tag}", state.network])
         self._save(state)
-        argv, mounts = self._serve_argv()
         for i in range(cfg.replicas):
             name = f"fishpredict-{self.tag}-ml-{i + 1}"
             c = Container(f"replica-{i}", name)

@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 import tomllib
 from collections.abc import Iterator
 from importlib import resources
@@ -27,6 +28,7 @@ import yaml
 from dockerfile_parse import DockerfileParser
 
 from fishpredict import nginxconf
+from fishpredict.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "docker"
@@ -211,6 +213,78 @@ def test_docker_default_conf_passes_nginx_t(tmp_path: Path) -> None:
     conf = tmp_path / "nginx.conf"
     conf.write_text(nginxconf.render_main(site, tmp_path))
     nginxconf.check_config(nginx, conf, tmp_path)
+
+
+def test_every_replica_has_a_never_failing_backup_twin() -> None:
+    site = nginxconf.render_site(["127.0.0.1:1", "127.0.0.1:2"], "80")
+    assert upstream_servers(site) == upstream_servers(site, backup=True) == [
+        "127.0.0.1:1", "127.0.0.1:2"]
+    assert "    server 127.0.0.1:1 backup max_fails=0;" in site.splitlines()
+    assert "proxy_next_upstream_tries 0;" in site  # each peer once, within the timeout
+
+
+def _first_status_once_a_replica_listens(tmp_path: Path, site: str, ports: list[int],
+                                         listen: int) -> tuple[list[int], int]:
+    """Run nginx with ``site``; ask it while no replica listens (so it marks them all
+    failed), start a real replica on ``ports[0]``, and ask once more: the statuses."""
+    from fishpredict.clusterhealth import probe
+    from fishpredict.ports import wait_for_port
+
+    nginx = nginxconf.find_nginx()
+    for d in nginxconf.temp_dirs(tmp_path):
+        d.parent.mkdir(parents=True, exist_ok=True)
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(nginxconf.render_main(site, tmp_path, worker_processes="1"))
+    argv = [nginx, "-p", str(tmp_path), "-c", str(conf)]
+    if nginxconf.has_error_log_flag(nginx):
+        argv += ["-e", str(tmp_path / "error.log")]
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        procs.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        wait_for_port(listen, 10, procs[0])
+        before = [int(probe("127.0.0.1", listen).split("(")[-1].rstrip(")")) for _ in range(5)]
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "fishpredict", "serve", "--port", str(ports[0])],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        wait_for_port(ports[0], 60, procs[1])
+        deadline = time.monotonic() + 60
+        while probe("127.0.0.1", ports[0]) != "ready":
+            assert time.monotonic() < deadline and procs[1].poll() is None
+            time.sleep(0.05)
+        after = probe("127.0.0.1", listen)
+        return before, 200 if after == "ready" else int(after.split("(")[-1].rstrip(")"))
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.mark.nginx
+def test_a_replica_that_starts_late_is_served_at_once(tmp_path: Path) -> None:
+    """While no replica answers, nginx marks every one failed for fail_timeout and
+    answers 502 "no live upstreams" without trying them, even once one is ready: at
+    start-up (podman-compose starts nginx with the replicas) that is a storm of 502s.
+    The backup twins, never marked failed, are still tried: the first request after a
+    replica is ready gets its answer. Without them (the control) it does not."""
+    if nginxconf.nginx_path() is None:
+        pytest.skip("nginx is not installed (apt-get install nginx-light)")
+    for variant, expected in (("control", 502), ("shipped", 200)):
+        ports = [free_port() for _ in range(3)]
+        site = nginxconf.render_site([f"127.0.0.1:{p}" for p in ports[:2]],
+                                     f"127.0.0.1:{ports[2]}")
+        # a fail_timeout longer than the replica's start makes the outcome certain
+        site = site.replace("fail_timeout=2s", "fail_timeout=60s")
+        if variant == "control":
+            site = "\n".join(ln for ln in site.splitlines() if " backup " not in ln)
+        (tmp_path / variant).mkdir()
+        before, first = _first_status_once_a_replica_listens(tmp_path / variant, site,
+                                                              ports[:2], ports[2])
+        assert before == [502] * 5, variant
+        assert first == expected, f"{variant}: the first answer once a replica is ready"
 
 
 # ---- compose files ----------------------------------------------------------------------------
