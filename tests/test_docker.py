@@ -1,11 +1,12 @@
 """docker/: the images, the nginx config and the compose files, checked without
-running a container (podman cannot set rlimits or cgroups on these machines):
+running a container (tests/test_containers.py builds and runs them):
 Dockerfiles are parsed, compose files are rendered by a real Compose
 implementation (``podman-compose config``, over Debian's podman) and validated
 against the compose-spec JSON schema (check-jsonschema's built-in
 ``vendor.compose-spec``), the nginx config must equal its template's rendering
-and pass ``nginx -t``, and the health-check one-liners are run against a real
-``fishpredict serve``.
+and pass ``nginx -t``, the health-check one-liners are run against a real
+``fishpredict serve``, and the host's nginx shows what the backup upstream lines
+do for a replica that starts after nginx.
 """
 
 from __future__ import annotations
