@@ -30,6 +30,7 @@ _PULL_FAILED = (
     "failed to resolve source metadata",
     "error pulling image",
     "repository does not exist",
+    "did not resolve to an alias",
 )
 _RLIMIT_REFUSED = "error setting rlimit"
 
@@ -163,7 +164,7 @@ def source_dir(explicit: str | Path | None = None) -> Path:
     else the one this package lies in, else the current directory."""
     candidates = (
         [Path(explicit)] if explicit is not None
-        else [Path(__file__).resolve().parents[1], Path.cwd()]
+        else [*Path(__file__).resolve().parents, Path.cwd()]
     )
     for root in candidates:
         if (root / "docker" / "Dockerfile").is_file() and (root / "pyproject.toml").is_file():

@@ -112,3 +112,15 @@ def test_models_are_mounted_read_only_where_the_replicas_look(tmp_path: Path) ->
     missing = ContainerConfig(run_dir=tmp_path / "run", serve_args=("--models", "/nonexistent"))
     with pytest.raises(ClusterError, match="--models /nonexistent: no such file"):
         ContainerCluster(missing)._serve_argv()
+
+
+def test_images_are_built_from_a_checkout_or_not_at_all(tmp_path: Path) -> None:
+    from fishpredict.containerengine import Engine, source_dir
+    from fishpredict.errors import ClusterError
+
+    root = Path(__file__).resolve().parents[1]
+    assert source_dir() == root == source_dir(root)
+    with pytest.raises(ClusterError, match=r"no docker/Dockerfile in .*pass --source DIR"):
+        source_dir(tmp_path)
+    with pytest.raises(ClusterError, match="must be docker or podman, got 'lxc'"):
+        Engine.find("lxc")
