@@ -114,8 +114,13 @@ class Engine:
     def out(self, args: list[str], timeout: float = 120) -> str:
         return self.run(args, timeout).stdout.strip()
 
+    def image_id(self, image: str) -> str | None:
+        done = self.run(["image", "inspect", "--format", "{{.Id}}", image], timeout=60,
+                        check=False)
+        return done.stdout.strip() or None if done.returncode == 0 else None
+
     def image_exists(self, image: str) -> bool:
-        return self.run(["image", "inspect", image], timeout=60, check=False).returncode == 0
+        return self.image_id(image) is not None
 
     def state(self, container: str) -> tuple[bool, int, int]:
         """(running, host pid, exit code) of a container; (False, 0, -1) if there is none."""
@@ -187,12 +192,16 @@ def ensure_images(
     ]
     built = []
     for image, dockerfile, context in wanted:
-        if not rebuild and engine.image_exists(image):
+        before = engine.image_id(image)
+        if not rebuild and before is not None:
             continue
         root = source_dir(source)
         log = log_dir / f"build-{image.split(':')[0]}.log"
         engine.build(root / dockerfile, root / context, image, log)
         built.append(image)
+        if before is not None and engine.image_id(image) != before:
+            # the image this build replaced, now untagged: gone, unless a container uses it
+            engine.run(["rmi", before], timeout=120, check=False)
     return built
 
 

@@ -96,10 +96,14 @@ bootstrap() {
 import() {
     local rootfs="$1" image="$2"; shift 2
     local changes=()
-    for change in "$@" "LABEL org.fishpredict.stand-in=debootstrap-$SUITE"; do
+    # podman's import takes a LABEL (it marks the stand-ins); docker's does not
+    [ "$ENGINE" = podman ] && set -- "$@" "LABEL org.fishpredict.stand-in=debootstrap-$SUITE"
+    for change in "$@"; do
         changes+=(--change "$change")
     done
-    tar -C "$rootfs" --numeric-owner -c . | "$ENGINE" import "${changes[@]}" - "$(qualified "$image")" >/dev/null
+    tar -C "$rootfs" --numeric-owner -c . \
+        | "$ENGINE" import "${changes[@]}" - "$(qualified "$image")" >"$rootfs.log" 2>&1 \
+        || { cat "$rootfs.log" >&2; die "$ENGINE import of $image failed"; }
     echo "build-base-images: $(qualified "$image") built"
 }
 
