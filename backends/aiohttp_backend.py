@@ -1,13 +1,13 @@
 """The ``aiohttp`` backend: aiohttp's low-level web server, every request to one handler.
 
 The handler turns an aiohttp request into ``(method, path, query, headers,
-body)``, awaits :meth:`fishpredict.contract.Service.handle_async` and writes
+body)``, awaits :meth:`fishpredict.app.service.Service.handle_async` and writes
 the answer back. Routing, validation and errors all live in the Service, so
 this module only adapts the transport (no aiohttp ``Application`` or router:
 there is nothing for them to route).
 
 aiohttp runs through its runner API (``ServerRunner`` + ``SockSite``) inside
-the event loop :mod:`fishpredict.serve` owns, on the socket it already
+the event loop :mod:`fishpredict.server.serve` owns, on the socket it already
 bound, with signal handling left to fishpredict. Its server is
 :class:`~fishpredict_backends.aiohttp_guard.GuardedServer`: aiohttp's, plus the
 limits aiohttp lacks (connections, the whole request head, a head deadline),
@@ -32,9 +32,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from fishpredict import hookimpl
+from fishpredict.app.messages import Response, error
+from fishpredict.app.service import Service
 from fishpredict.backend import Backend
-from fishpredict.contract import Response, Service, error
-from fishpredict.serving import binding
+from fishpredict.server import binding
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -50,7 +51,7 @@ BACKLOG = binding.BACKLOG
 #: seconds ``runner.cleanup()`` may take after our own drain (a request that
 #: raced the stop, a cut-off request's unread body); with the 0.5 s a cancelled
 #: handler gets, the drain stays within drain_timeout + 1.5 s, inside the
-#: 2 s margin fishpredict.serve allows
+#: 2 s margin fishpredict.server.serve allows
 CLEANUP_TIMEOUT = 1.0
 
 #: how much of a streamed body to take per read
@@ -201,7 +202,7 @@ class AiohttpBackend(Backend):
         server = build_server(service, handler)
         runner = web.ServerRunner(
             server,
-            handle_signals=False,  # fishpredict.serve owns signals
+            handle_signals=False,  # fishpredict.server.serve owns signals
             # in-flight requests get drain_timeout in handler.drain(); this is the rest
             shutdown_timeout=min(CLEANUP_TIMEOUT, config.drain_timeout),
         )

@@ -4,7 +4,7 @@
 one connection) plus what :mod:`fishpredict_backends.aiohttp_guard` describes:
 the connection limit, a cap on the whole request head and on its fields, a
 deadline for receiving it, the contract's answers to what is refused, and a
-lingering close after them: the rules and words of the core's :mod:`fishpredict.flow`.
+lingering close after them: the rules and words of the core's :mod:`fishpredict.server.flow`.
 
 aiohttp's C parser has no Python callback per head, so the head is followed
 from ``data_received``: the bytes of the reads a head spans are counted, and a
@@ -12,7 +12,7 @@ head is complete when aiohttp's queue of parsed requests (``_messages``) grows;
 that head is then measured exactly (:func:`head_size`) if the reads were larger
 than the limit. A request's body is over when its payload reaches EOF. On the
 way of a request this costs a few comparisons per read; the deadline is one
-float per connection, checked by the core's sweep (:meth:`fishpredict.flow.Limits.sweep`).
+float per connection, checked by the core's sweep (:meth:`fishpredict.server.flow.Limits.sweep`).
 
 A refusal is queued as aiohttp queues its own parse errors (a
 ``web_protocol._ErrInfo`` in ``_messages``, ``_waiter`` woken), so aiohttp
@@ -31,9 +31,9 @@ from aiohttp.http_exceptions import BadHttpMessage, HttpProcessingError, LineToo
 from aiohttp.streams import EMPTY_PAYLOAD
 from aiohttp.web_protocol import RequestHandler
 
-from fishpredict import flow
-from fishpredict.contract import Response
-from fishpredict.flow import INF, LINGER_SECONDS, MAX_HEAD_BYTES, discard, half_close
+from fishpredict.app.messages import Response
+from fishpredict.server import flow
+from fishpredict.server.flow import INF, LINGER_SECONDS, MAX_HEAD_BYTES, discard, half_close
 
 if TYPE_CHECKING:
     from .aiohttp_guard import GuardedServer
@@ -107,7 +107,7 @@ def head_refusal(exc: BaseException | None) -> tuple[Response, str]:
 
 def head_size(message: Any) -> int:
     """Bytes of a parsed request head (``RawRequestMessage``), counted as every
-    backend counts them (:func:`fishpredict.flow.head_bytes`)."""
+    backend counts them (:func:`fishpredict.server.flow.head_bytes`)."""
     return flow.head_bytes(message.path.encode("utf-8", "surrogateescape"), message.raw_headers)
 
 

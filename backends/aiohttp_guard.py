@@ -6,7 +6,7 @@ head (a slow head is closed at ``keepalive_timeout`` without an answer), and the
 400 it writes for a request it cannot parse (``RequestHandler.handle_error``) is
 text/plain, echoes the bad bytes, carries ``Server: Python/3.x aiohttp/3.y`` and
 is logged at ERROR with a traceback. Here, as in every backend, by the rules and
-in the words of the core's :mod:`fishpredict.flow`:
+in the words of the core's :mod:`fishpredict.server.flow`:
 
 - past ``max_connections``: **503** ``too_many_connections`` + ``Retry-After``
   as soon as the connection is accepted;
@@ -20,7 +20,7 @@ in the words of the core's :mod:`fishpredict.flow`:
 
 each with ``Connection: close`` and no ``Server`` header, after the answers to
 the requests pipelined before it. Then the connection *lingers*
-(:func:`fishpredict.flow.half_close`), so a client still sending reads the answer.
+(:func:`fishpredict.server.flow.half_close`), so a client still sending reads the answer.
 A body over ``max_body_bytes`` gets the handler's 413 (``Service.read_body``), after
 which aiohttp's own lingering close (``lingering_time``) reads the rest of it.
 
@@ -46,7 +46,7 @@ tests/test_aiohttp_guard.py checks the behaviour):
   transport it holds) and lingers; ``web.Server.shutdown`` aborts what still
   lingers.
 - The head deadline is one float per connection, checked by the core's sweep
-  (:meth:`fishpredict.flow.Limits.sweep`). While a head is under way,
+  (:meth:`fishpredict.server.flow.Limits.sweep`). While a head is under way,
   ``_next_keepalive_close_time`` is moved past the head's deadline, so
   aiohttp's keep-alive close does not come before the 408; a head is not
   timed while aiohttp holds parsed requests back (``_buffer_paused``).
@@ -70,9 +70,9 @@ from aiohttp import web, web_protocol
 from aiohttp.http import HttpVersion11
 from aiohttp.web_protocol import RequestHandler
 
-from fishpredict.contract import Service
+from fishpredict.app.service import Service
 from fishpredict.errors import BackendUnavailableError
-from fishpredict.flow import LINGER_SECONDS, MAX_HEAD_BYTES, MAX_HEADERS, Limits
+from fishpredict.server.flow import LINGER_SECONDS, MAX_HEAD_BYTES, MAX_HEADERS, Limits
 
 from .aiohttp_connection import (
     STATE,
@@ -138,8 +138,8 @@ class QuietRequest(web.BaseRequest):
 
 class GuardedServer(web.Server):
     """``web.Server`` that makes guarded handlers and quiet requests; its ``limits``
-    (the core's :class:`~fishpredict.flow.Limits`) count connections, and its
-    :meth:`~fishpredict.flow.Limits.sweep` must run while it serves.
+    (the core's :class:`~fishpredict.server.flow.Limits`) count connections, and its
+    :meth:`~fishpredict.server.flow.Limits.sweep` must run while it serves.
 
     ``handler_kwargs`` go to every :class:`GuardedRequestHandler` (aiohttp's
     ``RequestHandler`` keyword arguments: ``keepalive_timeout`` and the like).

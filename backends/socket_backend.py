@@ -2,7 +2,7 @@
 
 No web framework: an ``asyncio.Protocol`` per connection feeds bytes to
 ``httptools`` (the llhttp binding that Node.js uses) and hands each request to
-:class:`fishpredict.contract.Service`. Keep-alive, pipelining, every serving
+:class:`fishpredict.app.service.Service`. Keep-alive, pipelining, every serving
 limit and a graceful drain are built in; it is the fastest built-in backend
 (see docs/socket-backend.md for the design and the measured figures).
 
@@ -22,7 +22,7 @@ from fishpredict.backend import Backend
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from fishpredict.contract import Service
+    from fishpredict.app.service import Service
 
 
 class SocketBackend(Backend):

@@ -9,11 +9,11 @@ parsed are joined into one ``transport.write``; answers behind an unfinished one
 Back-pressure: reading pauses while the transport's write buffer is over its
 high-water mark (``pause_writing``) or too many answers wait in ``_pending``.
 
-Closing: a refusal answers JSON via :func:`fishpredict.contract.error` with
+Closing: a refusal answers JSON via :func:`fishpredict.app.service.error` with
 ``Connection: close``; then the connection *lingers*: our side is shut for
 writing, input is discarded until the client closes, a short deadline passes or
 too much arrives, so a client still sending is not reset before it has read the
-answer (:mod:`fishpredict.flow`, shared with every backend). A connection
+answer (:mod:`fishpredict.server.flow`, shared with every backend). A connection
 closing after a large answer lingers while the client is still reading it.
 Deadlines are one float per connection, checked by the core's sweep.
 """
@@ -26,9 +26,18 @@ from collections import deque
 from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Final
 
-from fishpredict import flow, wire
-from fishpredict.contract import Response, error
-from fishpredict.flow import BODY, HEAD, IDLE, INF, LINGER, LINGER_SECONDS, discard, half_close
+from fishpredict.app.messages import Response, error
+from fishpredict.server import flow, wire
+from fishpredict.server.flow import (
+    BODY,
+    HEAD,
+    IDLE,
+    INF,
+    LINGER,
+    LINGER_SECONDS,
+    discard,
+    half_close,
+)
 
 if TYPE_CHECKING:
     from .socket_server import ServerState

@@ -3,7 +3,7 @@
 Bytes from the transport go to ``httptools.HttpRequestParser`` (the llhttp
 binding), whose callbacks collect one request at a time; framing (Content-Length,
 chunked, keep-alive, smuggling shapes) is llhttp's job, never ours. A finished
-request goes to :meth:`fishpredict.contract.Service.handle_async`, stepped
+request goes to :meth:`fishpredict.app.service.Service.handle_async`, stepped
 *eagerly*: if the coroutine finishes on its first step (every request but a
 micro-batched scikit-learn prediction) the answer is encoded at once and no Task
 is created; only a request that really awaits gets one (``Connection._defer``).
@@ -27,7 +27,7 @@ from urllib.parse import unquote
 
 import httptools
 
-from fishpredict import flow, wire
+from fishpredict.server import flow, wire
 
 from .socket_connection import BODY, HEAD, IDLE, Connection
 

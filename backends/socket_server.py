@@ -1,7 +1,7 @@
 """The socket backend's server: one asyncio Server per worker, a sweeper, a drain.
 
 Timeouts cost nothing per request: each connection keeps one ``deadline``
-float, and the core's sweep (:meth:`fishpredict.flow.Limits.sweep`) wakes every
+float, and the core's sweep (:meth:`fishpredict.server.flow.Limits.sweep`) wakes every
 fraction of the shortest timeout, refreshes a coarse clock and the cached
 ``Date`` line, and tells the connections whose deadline has passed. With
 ``--workers N`` each worker runs its own asyncio Server over the listening socket
@@ -16,9 +16,9 @@ import logging
 import socket
 from typing import Final
 
-from fishpredict.contract import Service
-from fishpredict.flow import MAX_HEAD_BYTES, MAX_HEADERS, Limits
-from fishpredict.serving import binding
+from fishpredict.app.service import Service
+from fishpredict.server import binding
+from fishpredict.server.flow import MAX_HEAD_BYTES, MAX_HEADERS, Limits
 
 from .socket_protocol import HttpProtocol
 
@@ -30,7 +30,8 @@ BACKLOG: Final = binding.BACKLOG
 
 
 class ServerState(Limits):
-    """What every connection of one worker shares: the core's :class:`~fishpredict.flow.Limits`
+    """What every connection of one worker shares: the core's
+    :class:`~fishpredict.server.flow.Limits`
     plus the requests in flight and the drain."""
 
     __slots__ = ("drained", "draining", "inflight")

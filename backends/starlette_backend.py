@@ -2,11 +2,11 @@
 
 The app is one catch-all route whose endpoint is a plain ASGI callable: it
 turns the ASGI scope into ``(method, path, query, headers, body)``, awaits
-:meth:`fishpredict.contract.Service.handle_async` and writes the answer back.
+:meth:`fishpredict.app.service.Service.handle_async` and writes the answer back.
 Routing, validation and errors all live in the Service, so this module only
 adapts the transport.
 
-uvicorn runs inside the event loop :mod:`fishpredict.serve` owns, on the
+uvicorn runs inside the event loop :mod:`fishpredict.server.serve` owns, on the
 socket it already bound, and without its own signal handlers: fishpredict
 sets ``stop`` on SIGTERM/SIGINT and this backend then asks uvicorn to drain.
 Its HTTP protocol is :class:`~fishpredict_backends.uvicorn_guard.GuardedHttpToolsProtocol`,
@@ -27,9 +27,10 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, ClassVar
 
 from fishpredict import hookimpl
+from fishpredict.app.messages import Response, error
+from fishpredict.app.service import Service
 from fishpredict.backend import Backend
-from fishpredict.contract import Response, Service, error
-from fishpredict.serving import binding
+from fishpredict.server import binding
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -177,14 +178,14 @@ class StarletteBackend(Backend):
     async def serve(self, service: Service, sock: socket.socket, stop: asyncio.Event) -> None:
         import uvicorn
 
-        from fishpredict.flow import Limits
+        from fishpredict.server.flow import Limits
 
         from .uvicorn_guard import check_uvicorn, guarded_protocol
 
         check_uvicorn()
 
         class Server(uvicorn.Server):
-            """uvicorn's server without its signal handlers: fishpredict.serve owns signals."""
+            """uvicorn's server without its signal handlers: fishpredict.server owns signals."""
 
             @contextlib.contextmanager
             def capture_signals(self) -> Iterator[None]:

@@ -6,7 +6,7 @@ stops at the first byte, and is not armed before a connection's first
 request), and answers its own ``limit_concurrency`` with a text/plain 503
 without ``Retry-After``. :class:`GuardedHttpToolsProtocol` closes those gaps
 the way the socket backend does (:mod:`fishpredict_backends.socket_connection`),
-in the same words, from the core's :mod:`fishpredict.flow`:
+in the same words, from the core's :mod:`fishpredict.server.flow`:
 
 - past ``max_connections``: **503** ``too_many_connections`` + ``Retry-After``
   as soon as the connection is accepted;
@@ -19,11 +19,11 @@ in the same words, from the core's :mod:`fishpredict.flow`:
   text/plain one.
 
 Each refusal says ``Connection: close``; then the connection *lingers*
-(:func:`fishpredict.flow.half_close`: our side shut for writing, input discarded
+(:func:`fishpredict.server.flow.half_close`: our side shut for writing, input discarded
 until the client closes, at most ``LINGER_SECONDS`` or ``LINGER_BYTES``), so a
 client still sending (a whole refused body) reads the answer before it is reset.
 Deadlines cost two float stores per request: the core's
-:meth:`~fishpredict.flow.Limits.sweep` (one task per server) checks them a few
+:meth:`~fishpredict.server.flow.Limits.sweep` (one task per server) checks them a few
 times per ``header_timeout``.
 
 :func:`check_uvicorn` refuses to serve if a uvicorn upgrade moved a method this
@@ -38,10 +38,10 @@ from typing import Any, ClassVar, Final
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from fishpredict import flow
-from fishpredict.contract import Response
+from fishpredict.app.messages import Response
 from fishpredict.errors import BackendUnavailableError
-from fishpredict.flow import BODY, HEAD, IDLE, INF, LINGER, LINGER_SECONDS, Limits
+from fishpredict.server import flow
+from fishpredict.server.flow import BODY, HEAD, IDLE, INF, LINGER, LINGER_SECONDS, Limits
 
 #: the uvicorn methods :class:`GuardedHttpToolsProtocol` overrides (and calls)
 HOOKS: Final = (
@@ -84,7 +84,7 @@ def check_uvicorn() -> None:
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol plus connection, head-size and head-time limits.
 
-    Bind it to a worker's :class:`~fishpredict.flow.Limits` with :func:`guarded_protocol`.
+    Bind it to a worker's :class:`~fishpredict.server.flow.Limits` with :func:`guarded_protocol`.
     """
 
     # Slots, not the instance dict: uvicorn already keeps 28 attributes there, and

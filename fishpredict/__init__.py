@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import (
+from fishpredict.errors import (
     BackendUnavailableError,
     ClusterError,
     ConfigError,
@@ -22,21 +22,26 @@ from .errors import (
     UnknownBackendError,
     UnknownModelError,
 )
-from .hookspecs import hookimpl
+from fishpredict.hookspecs import hookimpl
+from fishpredict.version import __version__
 
 if TYPE_CHECKING:
-    from .predictor import ModelInfo, Predictor
+    from fishpredict.models.loaded import ModelInfo
+    from fishpredict.predictor import Predictor
 
-__version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
     """``Predictor`` and ``ModelInfo`` import scikit-learn: load them on first use, so
     that ``import fishpredict`` (and ``fishpredict --help``) stays light."""
-    if name in ("Predictor", "ModelInfo"):
-        from . import predictor
+    if name == "Predictor":
+        from fishpredict.predictor import Predictor
 
-        return getattr(predictor, name)
+        return Predictor
+    if name == "ModelInfo":
+        from fishpredict.models.loaded import ModelInfo
+
+        return ModelInfo
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [

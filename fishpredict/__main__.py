@@ -1,5 +1,5 @@
 """``python -m fishpredict``: the command line."""
 
-from .cli import main
+from fishpredict.cli import main
 
 raise SystemExit(main())

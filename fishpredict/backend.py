@@ -1,9 +1,9 @@
 """What a serving backend is: the one class a backend plugin implements.
 
 A backend adapts one transport (an ASGI server, aiohttp, a raw asyncio
-socket, ...) to :class:`fishpredict.contract.Service`, which owns the whole
+socket, ...) to :class:`fishpredict.app.service.Service`, which owns the whole
 HTTP contract. The process model (loading models once, binding the socket,
-forking workers, signals) lives in :mod:`fishpredict.serve`; a backend only
+forking workers, signals) lives in :mod:`fishpredict.server.serve`; a backend only
 serves one already-bound listening socket in one event loop until told to stop.
 """
 
@@ -16,7 +16,7 @@ import socket
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
-    from .contract import Service
+    from fishpredict.app.service import Service
 
 
 class Backend(abc.ABC):

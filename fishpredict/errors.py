@@ -9,6 +9,11 @@ error was caused by a client.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fishpredict.app.messages import Response
+
 
 class FishpredictError(Exception):
     """Base class of every error fishpredict raises on purpose."""
@@ -92,3 +97,39 @@ class ClusterError(FishpredictError):
 
     code = "cluster_failed"
     status = 500
+
+
+class ServerError(FishpredictError):
+    """A server answered with an error, could not be reached, or did not start or stop
+    cleanly (a server process this one started)."""
+
+    code = "server_error"
+    status = 502
+
+
+class ModelRefusedError(InvalidInputError):
+    """The estimator raised on the request's rows (a 400 carrying its cleaned message)."""
+
+    code = "model_refused"
+
+
+class SchedulerError(FishpredictError):
+    """No Dask scheduler at the address given (or no client to run on)."""
+
+    code = "scheduler_unavailable"
+    status = 503
+
+
+class ScoringError(FishpredictError):
+    """A worker failed for a reason other than the data or the model (it died, say)."""
+
+    code = "scoring_failed"
+    status = 500
+
+
+class Reply(Exception):
+    """Raised inside a handler to answer at once with ``response`` (a
+    :class:`fishpredict.app.messages.Response`): the way out of a route part-way."""
+
+    def __init__(self, response: Response) -> None:
+        self.response = response

@@ -36,7 +36,7 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
-    from .backend import Backend
+    from fishpredict.backend import Backend
 
 PROJECT_NAME = "fishpredict"
 

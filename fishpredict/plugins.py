@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pluggy
 
-from . import hookspecs
-from .backend import Backend
-from .errors import BackendUnavailableError, FishpredictError, UnknownBackendError
+from fishpredict import hookspecs
+from fishpredict.backend import Backend
+from fishpredict.errors import BackendUnavailableError, FishpredictError, UnknownBackendError
 
 if TYPE_CHECKING:
     import click

@@ -3,7 +3,7 @@
 A Predictor holds any number of models, each with its signature (see
 :mod:`fishpredict.models.signature`), and picks one per call by name (or, for
 KNN models, by k). Models come from model files (joblib/pickle, skops, ONNX),
-from directories with a ``manifest.json`` (see :mod:`fishpredict.manifest`) or
+from directories with a ``manifest.json`` (see :mod:`fishpredict.models.manifest`) or
 without one, or, with no source at all, from the *embedded default*: KNN fish
 classifiers for k = 1, 5, 15, 25, 49 trained in memory on the 49 built-in fish.
 
@@ -24,15 +24,17 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from . import artifacts
-from .dataset import LANGUAGES, Language
-from .errors import InvalidInputError, ModelLoadError, UnknownModelError
-from .models import rows as rowslib
-from .models.loaded import LoadedModel, ModelInfo
-from .models.signature import Signature
-from .modelsource import EMBEDDED, Source, embedded_models, load_source, sources_of
+from fishpredict.errors import InvalidInputError, ModelLoadError, UnknownModelError
+from fishpredict.fish import training as artifacts
+from fishpredict.fish.dataset import LANGUAGES, Language
+from fishpredict.fish.training import EMBEDDED, embedded_models
+from fishpredict.models import rows as rowslib
+from fishpredict.models import store
+from fishpredict.models.loaded import LoadedModel, ModelInfo
+from fishpredict.models.signature import Signature
+from fishpredict.models.store import Source, load_source, reread, sources_of
 
-__all__ = ["EMBEDDED", "LoadedModel", "ModelInfo", "Predictor", "check_value", "clear_cache"]
+__all__ = ["Predictor", "check_value", "clear_cache"]
 
 _INF: Final = float("inf")
 
@@ -59,9 +61,7 @@ def check_value(name: str, value: Any) -> float:
 
 def clear_cache() -> None:
     """Forget every cached model file (the next load reads it again)."""
-    from . import modelsource
-
-    modelsource.clear_cache()
+    store.clear_cache()
 
 
 class Predictor:
@@ -211,8 +211,6 @@ class Predictor:
         if self.cache:
             return m
         # The naive design: unpickle the model on every call; scikit-learn answers.
-        from .modelsource import reread
-
         return reread(m)
 
     # -- predicting --

@@ -44,7 +44,7 @@ trap cleanup EXIT
 "$PY" - "$WORK/paths.txt" "$ROWS" <<'EOF'
 import sys
 import numpy as np
-from fishpredict.dataset import load_fish
+from fishpredict.fish.dataset import load_fish
 
 out, rows = sys.argv[1], int(sys.argv[2])
 rng = np.random.default_rng(0)

@@ -1,4 +1,4 @@
-"""Accepting every queued connection per loop turn (fishpredict.accept), on real sockets."""
+"""Accepting every queued connection per loop turn (fishpredict.server.accept), on real sockets."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from fishpredict.accept import RETRY_AFTER_EMFILE_S, AcceptingServer
 from fishpredict.bench import BenchConfig, run_bench
-from fishpredict.serve import new_event_loop
-from fishpredict.testing.server import start_server
+from fishpredict.server.accept import RETRY_AFTER_EMFILE_S, AcceptingServer
+from fishpredict.server.process import start_server
+from fishpredict.server.serve import new_event_loop
 
 uvloop = pytest.importorskip("uvloop")
 

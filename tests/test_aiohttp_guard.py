@@ -23,11 +23,11 @@ pytest.importorskip("aiohttp")
 from aiohttp.http_exceptions import BadHttpMessage, BadStatusLine, LineTooLong
 from fishpredict_backends import aiohttp_guard
 
-from fishpredict.contract import error
+from fishpredict.app.messages import error
 from fishpredict.errors import BackendUnavailableError
-from fishpredict.flow import LINGER_SECONDS
+from fishpredict.server.flow import LINGER_SECONDS
+from fishpredict.soak.faults import exchange
 from fishpredict.testing import ServerProcess
-from fishpredict.testing.faults import exchange
 from fishpredict.testing.guards import MARGIN, SETTINGS, GuardSuite, ask
 
 

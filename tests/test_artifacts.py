@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import sklearn
 
-from fishpredict import artifacts
 from fishpredict.cli import main
+from fishpredict.fish import training as artifacts
+from fishpredict.models import manifest
 
 
 def test_save_models_writes_files_and_manifest(tmp_path: Path) -> None:
@@ -28,8 +29,8 @@ def test_save_models_writes_files_and_manifest(tmp_path: Path) -> None:
         assert [f["name"] for f in m["signature"]["features"]] == ["length", "weight"]
         assert all(f["minimum"] == 0 for f in m["signature"]["features"])
         assert m["signature"]["display"] == {"en": ["smelt", "bream"], "ko": ["빙어", "도미"]}
-        assert artifacts.sha256_file(tmp_path / m["file"]) == m["sha256"]
-    assert artifacts.read_manifest(tmp_path) == entries
+        assert manifest.sha256_file(tmp_path / m["file"]) == m["sha256"]
+    assert manifest.read_manifest(tmp_path) == entries
 
 
 def test_train_rejects_k_larger_than_the_data() -> None:
@@ -41,7 +42,7 @@ def test_cli_train(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "--k", "1,5,15,25,49", "--out", str(tmp_path / "m")]) == 0
     out = capsys.readouterr().out
     assert "knn-k49" in out and "manifest" in out
-    assert len(artifacts.read_manifest(tmp_path / "m")) == 5
+    assert len(manifest.read_manifest(tmp_path / "m")) == 5
 
 
 @pytest.mark.parametrize(

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from fishpredict import Predictor
-from fishpredict.batching import MicroBatcher
-from fishpredict.dataset import load_fish
+from fishpredict.app.batching import MicroBatcher
+from fishpredict.app.messages import Answer, Job
+from fishpredict.fish.dataset import load_fish
 from fishpredict.models.build import build
 from fishpredict.models.loaded import LoadedModel
 from fishpredict.models.rows import Rows
-from fishpredict.routes import Answer, Job
 
 
 class PickyModel:
@@ -131,8 +131,8 @@ def test_failing_row_fails_only_its_request() -> None:
 
 
 def test_service_batches_concurrent_fish_requests() -> None:
-    from fishpredict.config import ServeConfig
-    from fishpredict.contract import Service
+    from fishpredict.app.config import ServeConfig
+    from fishpredict.app.service import Service
 
     fish = load_fish()
     service = Service(Predictor(fast_path=False), ServeConfig(batch_max=128))

@@ -9,8 +9,8 @@ import pytest
 
 from fishpredict.bench.fixedserver import fixed_nginx
 from fishpredict.cli import main
-from fishpredict.nginxconf import nginx_path
-from fishpredict.ports import free_port
+from fishpredict.ops.nginx import nginx_path
+from fishpredict.server.ports import free_port
 
 
 def test_remote_target_is_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:

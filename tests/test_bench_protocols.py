@@ -9,10 +9,10 @@ import json
 import pytest
 
 from fishpredict import Predictor
+from fishpredict.app.service import Service
 from fishpredict.bench.config import BenchConfig
 from fishpredict.bench.payloads import batch_answers, build_pool
 from fishpredict.bench.runner import run_bench
-from fishpredict.contract import Service
 from fishpredict.errors import ConfigError
 from fishpredict.testing import start_server
 

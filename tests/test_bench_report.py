@@ -14,7 +14,7 @@ from fishpredict.bench import BenchConfig, BenchResult, run_bench
 from fishpredict.bench.chart import write_chart
 from fishpredict.bench.fixedserver import fixed_nginx
 from fishpredict.bench.report import CSV_COLUMNS, format_text, write_csv, write_json
-from fishpredict.nginxconf import nginx_path
+from fishpredict.ops.nginx import nginx_path
 
 pytestmark = pytest.mark.skipif(nginx_path() is None, reason="nginx is not installed")
 

@@ -12,8 +12,8 @@ import pytest
 
 from fishpredict.bench import BenchConfig, BenchResult, run_bench
 from fishpredict.bench.fixedserver import fixed_nginx
-from fishpredict.nginxconf import nginx_path
-from fishpredict.ports import free_port, wait_for_port
+from fishpredict.ops.nginx import nginx_path
+from fishpredict.server.ports import free_port, wait_for_port
 
 needs_nginx = pytest.mark.skipif(nginx_path() is None, reason="nginx is not installed")
 

@@ -9,7 +9,7 @@ import pytest
 
 from fishpredict.bench.selfcheck import selfcheck
 from fishpredict.bench.wrk import wrk_path
-from fishpredict.nginxconf import nginx_path
+from fishpredict.ops.nginx import nginx_path
 
 
 @pytest.mark.skipif(nginx_path() is None or wrk_path() is None, reason="needs nginx and wrk")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fishpredict import datafiles
 from fishpredict.bench.source import generated_rows, load_rows, read_rows
+from fishpredict.fish import files as datafiles
 
 
 def test_generated_rows_are_labelled_and_reproducible() -> None:

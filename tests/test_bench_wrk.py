@@ -12,7 +12,7 @@ from fishpredict.bench.fixedserver import fixed_nginx
 from fishpredict.bench.payloads import build_pool
 from fishpredict.bench.wrk import BEGIN, END, lua_script, parse_wrk_output, wrk_command, wrk_path
 from fishpredict.errors import ConfigError, FishpredictError
-from fishpredict.nginxconf import nginx_path
+from fishpredict.ops.nginx import nginx_path
 
 SAMPLE = f"""Running 2s test @ http://127.0.0.1:8080/
   1 threads and 8 connections

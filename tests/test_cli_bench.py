@@ -17,7 +17,7 @@ from sklearn.ensemble import RandomForestClassifier
 from fishpredict.bench import config as bench_config
 from fishpredict.cli import bench as bench_cli
 from fishpredict.cli import main
-from fishpredict.testing.server import ServerProcess, start_server
+from fishpredict.server.process import ServerProcess, start_server
 
 
 def test_endpoints_are_the_bench_configs() -> None:

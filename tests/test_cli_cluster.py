@@ -29,7 +29,7 @@ class FakeCluster:
 
 def test_models_and_trust_reach_every_replica(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                               capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr("fishpredict.cluster.Cluster", FakeCluster)
+    monkeypatch.setattr("fishpredict.ops.cluster.Cluster", FakeCluster)
     monkeypatch.chdir(tmp_path)
     assert main(["cluster", "up", "--replicas", "3", "--models", "rf=own/rf.joblib",
                  "--models", "fish", "--trust", "--no-fast-path", "--run-dir", "run"]) == 0
@@ -93,8 +93,8 @@ def test_a_damaged_container_state_is_one_line_for_status_down_and_up(tmp_path: 
 
 
 def test_models_are_mounted_read_only_where_the_replicas_look(tmp_path: Path) -> None:
-    from fishpredict.containers import ContainerCluster, ContainerConfig
     from fishpredict.errors import ClusterError
+    from fishpredict.ops.containers import ContainerCluster, ContainerConfig
 
     model = tmp_path / "own" / "rf.joblib"
     model.parent.mkdir()
@@ -115,8 +115,8 @@ def test_models_are_mounted_read_only_where_the_replicas_look(tmp_path: Path) ->
 
 
 def test_images_are_built_from_a_checkout_or_not_at_all(tmp_path: Path) -> None:
-    from fishpredict.containerengine import Engine, source_dir
     from fishpredict.errors import ClusterError
+    from fishpredict.ops.engine import Engine, source_dir
 
     root = Path(__file__).resolve().parents[1]
     assert source_dir() == root == source_dir(root)

@@ -96,7 +96,7 @@ def test_library_errors_end_as_one_line(monkeypatch: pytest.MonkeyPatch,
     def broken(*_: object, **__: object) -> None:
         raise DataError("fish.csv: row 3, column 'weight': not a number")
 
-    monkeypatch.setattr("fishpredict.synth.write", broken)
+    monkeypatch.setattr("fishpredict.fish.synth.write", broken)
     assert main(["data", "generate", "--out", "x.csv"]) == 1
     assert capsys.readouterr().err == ("fishpredict data: error: fish.csv: row 3, column "
                                        "'weight': not a number\n")
@@ -107,7 +107,7 @@ def test_unexpected_exception_is_one_line(monkeypatch: pytest.MonkeyPatch,
     def broken(*_: object, **__: object) -> None:
         raise RuntimeError("first\nsecond")
 
-    monkeypatch.setattr("fishpredict.synth.write", broken)
+    monkeypatch.setattr("fishpredict.fish.synth.write", broken)
     monkeypatch.delenv("FISHPREDICT_DEBUG", raising=False)
     assert main(["data", "generate", "--out", "x.csv"]) == 1
     err = capsys.readouterr().err

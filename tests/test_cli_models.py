@@ -12,7 +12,7 @@ from sklearn.datasets import load_iris
 from sklearn.ensemble import RandomForestClassifier
 
 from fishpredict.cli import main
-from fishpredict.manifest import read_manifest
+from fishpredict.models.manifest import read_manifest
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from fishpredict.artifacts import DEFAULT_KS
 from fishpredict.cli import cli
 from fishpredict.cli.options import (
     Header,
@@ -21,7 +20,8 @@ from fishpredict.cli.options import (
     model_sources,
     write_json,
 )
-from fishpredict.modelsource import Source
+from fishpredict.fish.training import DEFAULT_KS
+from fishpredict.models.store import Source
 
 
 def convert(kind: click.ParamType, text: str) -> Any:

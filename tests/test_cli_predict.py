@@ -18,9 +18,9 @@ from sklearn.datasets import load_diabetes, load_iris
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import Ridge
 
+from fishpredict.bulk.client import Client
 from fishpredict.cli import main
-from fishpredict.client import Client
-from fishpredict.testing.server import ServerProcess, start_server
+from fishpredict.server.process import ServerProcess, start_server
 
 
 @pytest.fixture(scope="module")

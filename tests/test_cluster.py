@@ -1,4 +1,4 @@
-"""fishpredict.cluster and ``fishpredict cluster``: replicas behind a real nginx.
+"""fishpredict.ops.cluster and ``fishpredict cluster``: replicas behind a real nginx.
 
 The tests marked ``nginx`` start real processes (replicas of the socket
 backend and the system nginx) on loopback ports and stop them by pid in
@@ -25,15 +25,16 @@ import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from fishpredict import nginxconf, procs
 from fishpredict.cli import main
-from fishpredict.cluster import Cluster, ClusterConfig
-from fishpredict.clusterhealth import check_port_free
-from fishpredict.clusterstate import log_tail
 from fishpredict.errors import ClusterError, ConfigError
-from fishpredict.nginxconf import find_nginx
-from fishpredict.ports import free_port
-from fishpredict.procs import ProcessRecord, live_process
+from fishpredict.ops import nginx as nginxconf
+from fishpredict.ops import procs
+from fishpredict.ops.cluster import Cluster, ClusterConfig
+from fishpredict.ops.health import check_port_free
+from fishpredict.ops.nginx import find_nginx
+from fishpredict.ops.procs import ProcessRecord, live_process
+from fishpredict.ops.state import log_tail
+from fishpredict.server.ports import free_port
 
 NGINX: str | None
 try:

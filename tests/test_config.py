@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from fishpredict.config import ServeConfig
+from fishpredict.app.config import ServeConfig
 from fishpredict.errors import ConfigError
 
 

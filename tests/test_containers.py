@@ -31,11 +31,11 @@ import pytest
 import yaml
 from dockerfile_parse import DockerfileParser
 
-from fishpredict.clusterhealth import probe
-from fishpredict.containerengine import Engine, ensure_images
-from fishpredict.containers import LABEL, ContainerCluster, ContainerConfig
 from fishpredict.errors import ClusterError
-from fishpredict.ports import free_port
+from fishpredict.ops.containers import LABEL, ContainerCluster, ContainerConfig
+from fishpredict.ops.engine import Engine, ensure_images
+from fishpredict.ops.health import probe
+from fishpredict.server.ports import free_port
 
 # one engine and loopback port 70 for all: under xdist, keep them on one worker
 pytestmark = [pytest.mark.containers, pytest.mark.xdist_group("containers"),

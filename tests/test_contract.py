@@ -10,15 +10,9 @@ from __future__ import annotations
 
 import pytest
 
+from fishpredict.errors import ServerError
 from fishpredict.plugins import list_backends
-from fishpredict.testing import (
-    Contract,
-    ContractSuite,
-    ServerError,
-    check_names,
-    run_contract,
-    start_server,
-)
+from fishpredict.testing import Contract, ContractSuite, check_names, run_contract, start_server
 from fishpredict.testing.contract import MAX_BATCH_ROWS, MAX_BODY_BYTES
 from fishpredict.testing.transcript import Answer, differences, exchanges, wire_transcript
 

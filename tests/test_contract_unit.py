@@ -1,4 +1,4 @@
-"""fishpredict/contract.py and fishpredict/codec.py through ``Service.handle``: no sockets.
+"""fishpredict/app/service.py and fishpredict/app/codec.py through ``Service.handle``: no sockets.
 
 The wire-level suite (tests/test_contract.py) checks the same contract through
 every backend; these tests pin the Service itself, including states a live
@@ -19,11 +19,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fishpredict import Predictor, artifacts, codec, routes
-from fishpredict.config import ServeConfig
-from fishpredict.contract import Response, Service, describe_status, route_names
-from fishpredict.dataset import FishData, load_fish
+from fishpredict import Predictor
+from fishpredict.app import codec, routes
+from fishpredict.app.config import ServeConfig
+from fishpredict.app.messages import Response
+from fishpredict.app.service import Service, describe_status, route_names
 from fishpredict.errors import InvalidInputError
+from fishpredict.fish import training as artifacts
+from fishpredict.fish.dataset import FishData, load_fish
 from fishpredict.testing.checks.errors import BAD_FISH_QUERIES, BAD_PREDICT_BODIES
 
 TOKEN = "unit-test-admin-token-0123456789"

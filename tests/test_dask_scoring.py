@@ -1,4 +1,4 @@
-"""fishpredict.dask_scoring on a real distributed.LocalCluster of 2 worker processes.
+"""fishpredict.bulk.dask on a real distributed.LocalCluster of 2 worker processes.
 
 One cluster serves the whole module. Every answer is compared with the
 Predictor's on the same rows: a forest, a DataFrame pipeline with a text
@@ -26,10 +26,18 @@ pytest.importorskip("pyarrow")
 
 from distributed import Client, LocalCluster  # noqa: E402
 
-from fishpredict import artifacts, dask_scoring, manifest, tables  # noqa: E402
-from fishpredict.dask_scoring import SchedulerError, score_files, score_frame  # noqa: E402
-from fishpredict.errors import DataError, FishpredictError, InvalidInputError  # noqa: E402
+from fishpredict.bulk import dask as dask_scoring  # noqa: E402
+from fishpredict.bulk.dask import score_files, score_frame  # noqa: E402
+from fishpredict.errors import (  # noqa: E402
+    DataError,
+    FishpredictError,
+    InvalidInputError,
+    SchedulerError,
+)
+from fishpredict.fish import training as artifacts  # noqa: E402
+from fishpredict.models import manifest  # noqa: E402
 from fishpredict.predictor import Predictor  # noqa: E402
+from fishpredict.tables import inputs as tables  # noqa: E402
 
 ROWS = 2_400
 COLOURS = ("red", "green", "blue")
@@ -168,10 +176,11 @@ def test_raw_values_and_csv_parts(cluster: Client, work: Path, predictor: Predic
 
 
 def test_the_model_is_deserialised_once_per_worker(cluster: Client, work: Path) -> None:
-    from fishpredict import modelsource
+    from fishpredict.models import store as modelsource
 
     def loads() -> tuple[int, int]:
-        from fishpredict import dask_tasks, modelsource
+        from fishpredict.bulk import dask_tasks
+        from fishpredict.models import store as modelsource
 
         return dask_tasks.worker_loads, modelsource.load_count
 

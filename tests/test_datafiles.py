@@ -13,9 +13,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from fishpredict import csvtext, datafiles, synth
 from fishpredict.cli import main
 from fishpredict.errors import DataError
+from fishpredict.fish import csvtext, synth
+from fishpredict.fish import files as datafiles
 
 SUFFIXES = [".csv", ".parquet", ".npy", ".npz"]
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fishpredict.dataset import BREAM, SMELT, SPECIES_NAMES, label_of, load_fish
+from fishpredict.fish.dataset import BREAM, SMELT, SPECIES_NAMES, label_of, load_fish
 
 
 def test_the_49_fish() -> None:

@@ -28,8 +28,8 @@ import pytest
 import yaml
 from dockerfile_parse import DockerfileParser
 
-from fishpredict import nginxconf
-from fishpredict.ports import free_port
+from fishpredict.ops import nginx as nginxconf
+from fishpredict.server.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "docker"
@@ -228,8 +228,8 @@ def _first_status_once_a_replica_listens(tmp_path: Path, site: str, ports: list[
                                          listen: int) -> tuple[list[int], int]:
     """Run nginx with ``site``; ask it while no replica listens (so it marks them all
     failed), start a real replica on ``ports[0]``, and ask once more: the statuses."""
-    from fishpredict.clusterhealth import probe
-    from fishpredict.ports import wait_for_port
+    from fishpredict.ops.health import probe
+    from fishpredict.server.ports import wait_for_port
 
     nginx = nginxconf.find_nginx()
     for d in nginxconf.temp_dirs(tmp_path):

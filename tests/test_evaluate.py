@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fishpredict import datafiles, synth
 from fishpredict.cli import main
-from fishpredict.dataset import BREAM
 from fishpredict.errors import DataError, UnknownModelError
-from fishpredict.evaluate import Row, evaluate, evaluate_chunks, format_table
+from fishpredict.fish import files as datafiles
+from fishpredict.fish import synth
+from fishpredict.fish.dataset import BREAM
+from fishpredict.fish.sweep import Row, evaluate, evaluate_chunks, format_table
 from fishpredict.predictor import Predictor
 
 KS = (1, 5, 15, 25, 49)

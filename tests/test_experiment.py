@@ -18,7 +18,6 @@ import pytest
 from fishpredict.bench.result import BenchResult, TimelineRow
 from fishpredict.cli import main
 from fishpredict.errors import ClusterError, ConfigError
-from fishpredict.evaluate import Row
 from fishpredict.experiment import SeedOptions
 from fishpredict.experiment.costs import RequestCosts
 from fishpredict.experiment.findings import (
@@ -32,7 +31,8 @@ from fishpredict.experiment.findings import (
 from fishpredict.experiment.loads import Load
 from fishpredict.experiment.options import LOAD_KS
 from fishpredict.experiment.rows import PerRow, RowsResult, Slice
-from fishpredict.nginxconf import find_nginx
+from fishpredict.fish.sweep import Row
+from fishpredict.ops.nginx import find_nginx
 
 try:
     find_nginx()

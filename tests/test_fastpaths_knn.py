@@ -12,7 +12,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-from fishpredict import artifacts
+from fishpredict.fish import training as artifacts
 from fishpredict.models import fastpaths
 from fishpredict.models.fastpaths import checks, knn
 

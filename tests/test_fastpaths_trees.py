@@ -17,9 +17,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
+from fishpredict.errors import ModelRefusedError
 from fishpredict.models import fastpaths
 from fishpredict.models.fastpaths import checks, trees
-from fishpredict.models.loaded import ModelRefusedError
 
 ROWS = 20_000
 

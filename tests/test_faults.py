@@ -26,11 +26,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from fishpredict.bench import BenchConfig, BenchResult, run_bench
-from fishpredict.cluster import Cluster, ClusterConfig
 from fishpredict.errors import ClusterError
-from fishpredict.nginxconf import find_nginx
-from fishpredict.ports import free_port
-from fishpredict.procs import live_process
+from fishpredict.ops.cluster import Cluster, ClusterConfig
+from fishpredict.ops.nginx import find_nginx
+from fishpredict.ops.procs import live_process
+from fishpredict.server.ports import free_port
 
 try:
     NGINX: str | None = find_nginx()

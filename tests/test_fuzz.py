@@ -25,8 +25,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from fishpredict.plugins import list_backends
-from fishpredict.testing import ServerProcess
-from fishpredict.testing.faults import (
+from fishpredict.soak.faults import (
     RawReply,
     RawResponse,
     configured_server,
@@ -34,6 +33,7 @@ from fishpredict.testing.faults import (
     healthy,
     leaked,
 )
+from fishpredict.testing import ServerProcess
 
 BACKEND = "socket"
 EXAMPLES = int(os.environ.get("FISHPREDICT_FUZZ_EXAMPLES") or 150)

@@ -1,6 +1,6 @@
 """Hostile HTTP against every backend: the cross-backend matrix of issue 6.
 
-Each request of :func:`fishpredict.testing.faults.catalogue` (smuggling shapes, bad
+Each request of :func:`fishpredict.soak.faults.catalogue` (smuggling shapes, bad
 chunk sizes, oversized and malformed heads, non-UTF-8 bytes, pipelining, a body
 that stops mid-way, deep and huge JSON, NaN literals, junk, NUL bytes) goes to
 a real server of every available backend over a raw socket, plus two limits
@@ -24,8 +24,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from fishpredict.plugins import list_backends
-from fishpredict.testing import ServerProcess
-from fishpredict.testing.faults import (
+from fishpredict.soak.faults import (
     VERSION_BANNER,
     Hostile,
     catalogue,
@@ -35,7 +34,8 @@ from fishpredict.testing.faults import (
     problems,
     send_case,
 )
-from fishpredict.testing.faults import configured_server as start
+from fishpredict.soak.faults import configured_server as start
+from fishpredict.testing import ServerProcess
 
 BACKENDS = [info.name for info in list_backends() if info.available]
 MAX_BODY = 256 * 1024

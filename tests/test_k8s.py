@@ -13,7 +13,7 @@ import pytest
 import yaml
 from dockerfile_parse import DockerfileParser
 
-from fishpredict.contract import route_names
+from fishpredict.app.service import route_names
 
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
 

@@ -11,7 +11,7 @@ do not grow the server's memory.
 
 Every limit has a ``fishpredict serve`` flag (see
 :func:`test_every_limit_has_a_serve_flag`); these servers are started through
-:func:`fishpredict.testing.faults.configured_server` with a full ServeConfig, which
+:func:`fishpredict.soak.faults.configured_server` with a full ServeConfig, which
 sets them all at once. Where a
 backend cannot enforce a limit the test is ``xfail(strict=True)`` with the gap;
 docs/reliability.md has the table.
@@ -32,10 +32,10 @@ from pathlib import Path
 
 import pytest
 
-from fishpredict.config import ServeConfig
+from fishpredict.app.config import ServeConfig
 from fishpredict.plugins import list_backends
+from fishpredict.soak.faults import RawReply, configured_server, exchange, healthy
 from fishpredict.testing import ServerProcess, start_server
-from fishpredict.testing.faults import RawReply, configured_server, exchange, healthy
 from fishpredict.testing.guards import wait_healthy
 
 BACKENDS = [info.name for info in list_backends() if info.available]

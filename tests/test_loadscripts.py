@@ -1,6 +1,6 @@
 """examples/locust and examples/ngrinder: the load scripts ask what the contract
 answers. Locust is not installed here, so the locustfile runs against a stub
-``locust`` module whose client calls :class:`fishpredict.contract.Service`
+``locust`` module whose client calls :class:`fishpredict.app.service.Service`
 in-process; the Groovy script is checked for the same routes and fish.
 """
 
@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from fishpredict.contract import Service, route_names
-from fishpredict.dataset import load_fish
+from fishpredict.app.service import Service, route_names
+from fishpredict.fish.dataset import load_fish
 from fishpredict.predictor import Predictor
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,7 +111,7 @@ def test_locustfile_fish_are_the_seeds_49(locustfile: types.ModuleType) -> None:
 def test_locust_tasks_get_right_answers_from_the_contract(
     locustfile: types.ModuleType, labels: str
 ) -> None:
-    from fishpredict.config import ServeConfig
+    from fishpredict.app.config import ServeConfig
 
     service = Service(Predictor(labels=labels), ServeConfig(labels=labels))
     user = locustfile.FishUser()

@@ -14,8 +14,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from fishpredict.metrics import Metrics
-from fishpredict.metrics_share import (
+from fishpredict.app.metrics import Metrics
+from fishpredict.app.metrics_share import (
     Snapshot,
     decode,
     encode,
@@ -25,9 +25,9 @@ from fishpredict.metrics_share import (
     take,
 )
 from fishpredict.perf.loads import worker_connections
-from fishpredict.serve import HAVE_REUSEPORT
-from fishpredict.testing.client import Client
-from fishpredict.testing.server import ServerProcess, start_server
+from fishpredict.server.client import Client
+from fishpredict.server.process import ServerProcess, start_server
+from fishpredict.server.serve import HAVE_REUSEPORT
 
 #: seconds a test waits for the workers' snapshots to show a count
 DEADLINE_S = 10.0

@@ -7,7 +7,7 @@ import pytest
 
 from fishpredict.errors import ConfigError
 from fishpredict.perf.memory import memory_part, server_memory, touch
-from fishpredict.testing.server import start_server
+from fishpredict.server.process import start_server
 
 
 def test_server_memory_names_the_supervisor_and_every_worker() -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from fishpredict.cli import main
-from fishpredict.nginxconf import nginx_path
+from fishpredict.ops.nginx import nginx_path
 from fishpredict.perf.bulk import SequentialTiming, disagreements
 
 VERDICT = re.compile(r" (MET|NOT MET)$")

@@ -24,8 +24,8 @@ import pytest
 
 import fishpredict
 from fishpredict import hookimpl, hookspecs
+from fishpredict.app.service import Service
 from fishpredict.backend import Backend
-from fishpredict.contract import Service
 from fishpredict.errors import BackendUnavailableError, FishpredictError, UnknownBackendError
 from fishpredict.plugins import Registry, get_backend, list_backends
 
@@ -108,8 +108,8 @@ PLUGIN_SOURCE = """
 
 def test_importing_fishpredict_loads_no_plugin(clean_env: dict[str, str]) -> None:
     code = (
-        "import sys, fishpredict, fishpredict.plugins, fishpredict.contract, fishpredict.serve, "
-        "fishpredict.cli\n"
+        "import sys, fishpredict, fishpredict.plugins, fishpredict.app.service, "
+        "fishpredict.server.serve, fishpredict.cli\n"
         "fishpredict.plugins.registry()\n"
         "print([m for m in sys.modules if m.startswith(('fishpredict_', 'starlette', 'aiohttp'))])"
     )

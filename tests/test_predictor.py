@@ -20,11 +20,12 @@ from fishpredict import (
     ModelLoadError,
     Predictor,
     UnknownModelError,
-    artifacts,
-    modelsource,
     predictor,
 )
-from fishpredict.dataset import load_fish
+from fishpredict.fish import training as artifacts
+from fishpredict.fish.dataset import load_fish
+from fishpredict.models import manifest
+from fishpredict.models import store as modelsource
 
 
 @pytest.fixture
@@ -194,9 +195,9 @@ def _vouch(tmp_path: Path, obj: object) -> Path:
     d = tmp_path / "m"
     d.mkdir()
     joblib.dump(obj, d / "x.joblib")
-    entry = artifacts.ManifestEntry(name="x", file="x.joblib",
-                                    sha256=artifacts.sha256_file(d / "x.joblib"))
-    artifacts.write_manifest(d, [entry])
+    entry = manifest.ManifestEntry(name="x", file="x.joblib",
+                                    sha256=manifest.sha256_file(d / "x.joblib"))
+    manifest.write_manifest(d, [entry])
     return d
 
 
@@ -220,8 +221,8 @@ def test_corrupt_vouched_file(tmp_path: Path) -> None:
     d = tmp_path / "m"
     d.mkdir()
     (d / "x.joblib").write_bytes(b"\x80\x04not really a pickle")
-    artifacts.write_manifest(d, [artifacts.ManifestEntry(
-        name="x", file="x.joblib", sha256=artifacts.sha256_file(d / "x.joblib"))])
+    manifest.write_manifest(d, [manifest.ManifestEntry(
+        name="x", file="x.joblib", sha256=manifest.sha256_file(d / "x.joblib"))])
     with pytest.raises(ModelLoadError, match="not a readable"):
         Predictor(d)
 

@@ -1,4 +1,4 @@
-"""fishpredict.procs: a recorded pid is signalled only while it is the same process."""
+"""fishpredict.ops.procs: a recorded pid is signalled only while it is the same process."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from fishpredict.procs import ProcessRecord, live_process, signal_record, start_time, stop
+from fishpredict.ops.procs import ProcessRecord, live_process, signal_record, start_time, stop
 
 SLEEPER = "import time; time.sleep(30)"
 # ignores SIGTERM, forks a child that ignores it too, and reports the child's pid

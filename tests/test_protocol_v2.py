@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 from fishpredict import Predictor
-from fishpredict.config import ServeConfig
-from fishpredict.contract import Response, Service
-from fishpredict.protocols import v2_binary
-from fishpredict.protocols.v2 import version_of
+from fishpredict.app.config import ServeConfig
+from fishpredict.app.messages import Response
+from fishpredict.app.protocols import v2_binary
+from fishpredict.app.protocols.v2 import version_of
+from fishpredict.app.service import Service
 from fishpredict.testing.protocol_models import CLASSIFIER, FRAME, REGRESSOR, protocol_models, rows
 
 
@@ -354,7 +355,7 @@ def test_hot_reload_serves_the_new_model_under_a_new_version(tmp_path: Any) -> N
     import joblib
     from sklearn.linear_model import Ridge
 
-    from fishpredict import manifest
+    from fishpredict.models import manifest
 
     directory = tmp_path / "models"
     shutil.copytree(protocol_models()[1], directory)

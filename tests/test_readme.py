@@ -14,7 +14,7 @@ import click
 import pytest
 
 from fishpredict.cli import cli, main
-from fishpredict.testing.server import ServerProcess, start_server
+from fishpredict.server.process import ServerProcess, start_server
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -5,7 +5,7 @@ server that answers 413 early (the declared length is over ``max_body_bytes``)
 and then closes with the body still arriving makes the kernel reset the
 connection, and the client sees "Broken pipe" or "Connection reset" instead of
 the 413. Every backend must linger instead: read and drop the rest of the body
-(up to :data:`fishpredict.flow.LINGER_BYTES` and ``LINGER_SECONDS``), then close.
+(up to :data:`fishpredict.server.flow.LINGER_BYTES` and ``LINGER_SECONDS``), then close.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from fishpredict.flow import LINGER_BYTES
 from fishpredict.plugins import list_backends
+from fishpredict.server.flow import LINGER_BYTES
 from fishpredict.testing import ServerProcess, start_server
 
 requests = pytest.importorskip("requests")

@@ -29,8 +29,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fishpredict import artifacts
-from fishpredict.dataset import FishData, load_fish
+from fishpredict.fish import training as artifacts
+from fishpredict.fish.dataset import FishData, load_fish
+from fishpredict.models import manifest
 from fishpredict.plugins import list_backends
 from fishpredict.predictor import Predictor
 from fishpredict.testing import Client, ServerProcess, start_server
@@ -245,7 +246,7 @@ def test_reload_under_load_loses_nothing_and_never_mixes(
     assert any(p == old for _, p in load.done) and any(p == new for _, p in load.done)
     late_old = [t for t, p in load.done if t > reloaded_at and p == old]
     assert late_old == [], "a request sent after the reload answered got the old model"
-    new_sha = artifacts.read_manifest(model_dir)[0].sha256
+    new_sha = manifest.read_manifest(model_dir)[0].sha256
     assert new_sha != old_sha
     assert sha_of(server) == new_sha
     assert models(server)["last_reload_error"] is None
@@ -288,7 +289,7 @@ def test_sighup_reloads(served: Served, expected: tuple[list[str], list[str]]) -
     server, model_dir = served.server, served.models
     _, new = expected
     artifacts.save_models(model_dir, [5], data=swapped())
-    new_sha = artifacts.read_manifest(model_dir)[0].sha256
+    new_sha = manifest.read_manifest(model_dir)[0].sha256
     os.kill(server.pid, signal.SIGHUP)
     deadline = time.monotonic() + 10
     while sha_of(server) != new_sha and time.monotonic() < deadline:

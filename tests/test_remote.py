@@ -9,13 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fishpredict import Predictor, datafiles, synth
+from fishpredict import Predictor
+from fishpredict.bulk.client import Client
+from fishpredict.bulk.remote import evaluate_remote
 from fishpredict.cli import main
-from fishpredict.client import Client, ServerError
-from fishpredict.errors import ConfigError
-from fishpredict.evaluate import evaluate
-from fishpredict.remote import evaluate_remote
-from fishpredict.testing.server import ServerProcess, start_server
+from fishpredict.errors import ConfigError, ServerError
+from fishpredict.fish import files as datafiles
+from fishpredict.fish import synth
+from fishpredict.fish.sweep import evaluate
+from fishpredict.server.process import ServerProcess, start_server
 
 
 @pytest.fixture(scope="module")

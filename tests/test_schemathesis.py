@@ -1,6 +1,6 @@
 """``schemathesis run URL/openapi.json --checks all`` as a user runs it, against every
 backend serving a model of each task: no failure. And the served spec itself: exact
-for the loaded models (fishpredict.protocols.served_spec)."""
+for the loaded models (fishpredict.app.protocols.served_spec)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,16 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 from openapi_spec_validator import validate
 
 from fishpredict import Predictor
-from fishpredict.config import ServeConfig
-from fishpredict.contract import Service
+from fishpredict.app.config import ServeConfig
+from fishpredict.app.service import Service
 from fishpredict.plugins import list_backends
 from fishpredict.testing import start_server
 from fishpredict.testing.protocol_models import fuzz_models
@@ -60,12 +62,17 @@ def test_without_models_the_spec_is_the_files() -> None:
     assert "/v2/models/{name}/infer" in doc["paths"]
 
 
-@pytest.mark.skipif(shutil.which("schemathesis") is None, reason="schemathesis CLI not found")
+#: the schemathesis CLI of this interpreter's environment (a venv's bin/ need not be on PATH)
+SCHEMATHESIS = shutil.which("schemathesis", path=str(Path(sys.executable).parent)) or shutil.which(
+    "schemathesis")
+
+
+@pytest.mark.skipif(SCHEMATHESIS is None, reason="schemathesis CLI not found")
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_schemathesis_checks_all_finds_nothing(backend: str) -> None:
     with start_server(backend, "--models", str(fuzz_models())) as server:
         done = subprocess.run(
-            ["schemathesis", "run", f"{server.url}/openapi.json", "--checks", "all",
+            [SCHEMATHESIS, "run", f"{server.url}/openapi.json", "--checks", "all",
              "--max-examples", str(EXAMPLES), "--seed", "1", "--generation-database", "none",
              "--no-color"],
             capture_output=True, text=True, timeout=240)

@@ -14,8 +14,8 @@ import pytest
 from fishpredict.cli import main
 from fishpredict.errors import ConfigError
 from fishpredict.perf.loads import worker_connections
-from fishpredict.serve import HAVE_REUSEPORT, bind, listen
-from fishpredict.testing.server import ServerProcess, start_server
+from fishpredict.server.process import ServerProcess, start_server
+from fishpredict.server.serve import HAVE_REUSEPORT, bind, listen
 
 needs_reuseport = pytest.mark.skipif(not HAVE_REUSEPORT, reason="no SO_REUSEPORT here")
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from fishpredict import artifacts
-from fishpredict.dataset import FishData, load_fish
-from fishpredict.soakmix import EXPECTED_STATUS, GOOD, MIX, Request, check_answer, schedule
+from fishpredict.fish import training as artifacts
+from fishpredict.fish.dataset import FishData, load_fish
+from fishpredict.soak.mix import EXPECTED_STATUS, GOOD, MIX, Request, check_answer, schedule
 from fishpredict.testing import start_server
 
 

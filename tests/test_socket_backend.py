@@ -24,11 +24,12 @@ import httptools
 import pytest
 from fishpredict_backends.socket_backend import SocketBackend
 
-from fishpredict.config import ServeConfig
-from fishpredict.contract import Headers, Response, Service
-from fishpredict.flow import MAX_HEAD_BYTES
+from fishpredict.app.config import ServeConfig
+from fishpredict.app.messages import Headers, Response
+from fishpredict.app.service import Service
 from fishpredict.predictor import Predictor
-from fishpredict.serve import bind, new_event_loop
+from fishpredict.server.flow import MAX_HEAD_BYTES
+from fishpredict.server.serve import bind, new_event_loop
 from fishpredict.testing import start_server
 from fishpredict.testing.guards import GuardSuite
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fishpredict import datafiles, synth
 from fishpredict.cli import main
-from fishpredict.dataset import BREAM, SMELT, load_fish
+from fishpredict.fish import files as datafiles
+from fishpredict.fish import synth
+from fishpredict.fish.dataset import BREAM, SMELT, load_fish
 from fishpredict.predictor import Predictor
 
 

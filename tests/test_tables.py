@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from fishpredict import tables
 from fishpredict.errors import DataError
+from fishpredict.tables import inputs as tables
 
 ROWS = 10_000
 KINDS: dict[str, tables.Kind] = {"size": "number", "colour": "string", "code": "string"}

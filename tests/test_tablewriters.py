@@ -15,9 +15,10 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from fishpredict import tables, tablewriters
 from fishpredict.errors import DataError
-from fishpredict.tablewriters import PartitionedWriter, TableWriter, open_output, prediction_frame
+from fishpredict.tables import inputs as tables
+from fishpredict.tables import writers as tablewriters
+from fishpredict.tables.writers import PartitionedWriter, TableWriter, open_output, prediction_frame
 
 FEATURES = ["width", "depth", "kind"]
 

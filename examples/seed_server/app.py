@@ -32,7 +32,7 @@ _models: dict[int, object] = {}
 
 def make_models(directory: Path) -> None:
     """Write model_k<k>.pkl for every k, as the seed did (one pickle per k)."""
-    from fishpredict.artifacts import train
+    from fishpredict.fish.training import train
 
     directory.mkdir(parents=True, exist_ok=True)
     for k in KS:

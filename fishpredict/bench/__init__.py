@@ -14,8 +14,8 @@ orchestration), ``stats`` (histograms and the timeline), ``result``,
 
 from __future__ import annotations
 
-from .config import BenchConfig, Target, parse_target
-from .result import BenchResult
-from .runner import run_bench
+from fishpredict.bench.config import BenchConfig, Target, parse_target
+from fishpredict.bench.result import BenchResult
+from fishpredict.bench.runner import run_bench
 
 __all__ = ["BenchConfig", "BenchResult", "Target", "parse_target", "run_bench"]

@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 import os
 
-from ..errors import ConfigError
-from .result import BenchResult
+from fishpredict.bench.result import BenchResult
+from fishpredict.errors import ConfigError
 
 
 def write_chart(r: BenchResult, path: str | os.PathLike[str]) -> None:

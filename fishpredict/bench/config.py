@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from ..errors import ConfigError
+from fishpredict.errors import ConfigError
 
 #: what each request is: ``GET /fish`` (one row), ``POST /predict`` (``batch_rows`` rows),
 #: a fixed ``GET``, or ``batch_rows`` rows in the V2 (``/v2/models/{model}/infer``) or

@@ -25,7 +25,7 @@ from typing import Any
 
 import httptools
 
-from .payloads import Pool, batch_answers, fish_answer
+from fishpredict.bench.payloads import Pool, batch_answers, fish_answer
 
 now_ns = time.monotonic_ns
 

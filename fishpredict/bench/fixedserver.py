@@ -16,9 +16,9 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ..errors import ConfigError, FishpredictError
-from ..nginxconf import nginx_path
-from ..ports import free_port, wait_for_port
+from fishpredict.errors import ConfigError, FishpredictError
+from fishpredict.ops.nginx import nginx_path
+from fishpredict.server.ports import free_port, wait_for_port
 
 FIXED_BODY = '{"prediction":"bream"}'
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .engine import CheckingMixin, Connection, Driver, now_ns
+from fishpredict.bench.engine import CheckingMixin, Connection, Driver, now_ns
 
 
 class OpenConnection(Connection):

@@ -15,9 +15,10 @@ from urllib.parse import quote
 
 import numpy as np
 
-from ..dataset import SPECIES_NAMES
-from .config import BenchConfig, Target
-from .source import Rows, load_rows
+from fishpredict.bench.config import BenchConfig, Target
+from fishpredict.bench.source import Rows, load_rows
+from fishpredict.fish.dataset import SPECIES_NAMES
+from fishpredict.fish.training import model_name
 
 USER_AGENT = "fishpredict-bench"
 
@@ -138,7 +139,6 @@ def build_pool(config: BenchConfig, rows: Rows | None = None) -> Pool:
 def _protocol_pool(config: BenchConfig, rows: Rows, prefix: str,
                    extra: list[tuple[str, str]]) -> Pool:
     """``batch_rows`` rows per request in the V2 or KServe V1 protocol (JSON)."""
-    from ..artifacts import model_name
 
     target, n, check = config.target, config.batch_rows, config.check_answers
     reqs: list[bytes] = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from .stats import SecondStats
+from fishpredict.bench.stats import SecondStats
 
 PLAIN_EVERY_S = 5
 

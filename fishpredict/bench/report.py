@@ -13,7 +13,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import astuple, fields
 
-from .result import BenchResult, TimelineRow
+from fishpredict.bench.result import BenchResult, TimelineRow
 
 CSV_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(TimelineRow))
 

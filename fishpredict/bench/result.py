@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .stats import REPORT_PERCENTILES, LatencyHistogram, Timeline
+from fishpredict.bench.stats import REPORT_PERCENTILES, LatencyHistogram, Timeline
 
 
 def pct_key(q: float) -> str:

@@ -19,14 +19,15 @@ from datetime import UTC, datetime
 from multiprocessing.connection import wait
 from typing import Any
 
-from ..errors import ConfigError, FishpredictError
-from .config import BenchConfig
-from .engine import now_ns
-from .payloads import Pool, build_pool
-from .progress import Progress
-from .result import BenchResult, build_result
-from .stats import Timeline
-from .worker import WorkerSpec, worker_main
+from fishpredict.bench.config import BenchConfig
+from fishpredict.bench.engine import now_ns
+from fishpredict.bench.payloads import Pool, build_pool
+from fishpredict.bench.progress import Progress
+from fishpredict.bench.result import BenchResult, build_result
+from fishpredict.bench.stats import Timeline
+from fishpredict.bench.worker import WorkerSpec, worker_main
+from fishpredict.bench.wrk import run_wrk
+from fishpredict.errors import ConfigError, FishpredictError
 
 #: seconds to wait for the workers' "ready"
 READY_TIMEOUT_S = 60.0
@@ -49,8 +50,6 @@ def run_bench(config: BenchConfig, pool: Pool | None = None) -> BenchResult:
     if config.engine == "wrk":
         if pool is not None:
             raise ConfigError("the wrk engine builds its own requests: it takes no pool")
-        from .wrk import run_wrk
-
         return run_wrk(config)
     return _Run(config, pool if pool is not None else build_pool(config)).execute()
 

@@ -18,12 +18,12 @@ import sys
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from ..errors import ConfigError
-from .config import BenchConfig
-from .fixedserver import fixed_nginx
-from .result import BenchResult
-from .runner import run_bench
-from .wrk import wrk_path
+from fishpredict.bench.config import BenchConfig
+from fishpredict.bench.fixedserver import fixed_nginx
+from fishpredict.bench.result import BenchResult
+from fishpredict.bench.runner import run_bench
+from fishpredict.bench.wrk import wrk_path
+from fishpredict.errors import ConfigError
 
 #: the native engine should reach this share of wrk's requests/s
 TARGET_RATIO = 0.9

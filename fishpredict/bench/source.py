@@ -1,9 +1,9 @@
 """Rows the load generator sends: read from a data file, or generated.
 
 One function, :func:`load_rows`, is the only door: a data file goes through
-:mod:`fishpredict.datafiles` (CSV, ``.npy`` or ``.npz`` with ``Length``,
+:mod:`fishpredict.fish.files` (CSV, ``.npy`` or ``.npz`` with ``Length``,
 ``Weight`` and optionally ``Species``; a file with more rows than needed is
-sampled at random), and generated rows come from :mod:`fishpredict.synth`
+sampled at random), and generated rows come from :mod:`fishpredict.fish.synth`
 (fish drawn from distributions fitted to the 49 built-in fish, labelled, and
 correctly classified by the seed's models with k = 1, 5, 15, 25).
 """
@@ -15,7 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import DataError
+from fishpredict.errors import DataError
+from fishpredict.fish import files as datafiles
+from fishpredict.fish import synth
 
 
 @dataclass(frozen=True)
@@ -31,16 +33,12 @@ class Rows:
 
 def generated_rows(n: int, seed: int = 0) -> Rows:
     """``n`` labelled synthetic fish (the same ones for the same ``seed``)."""
-    from .. import synth
-
     X, y = synth.sample(n, seed=seed)
     return Rows(X=X, y=y)
 
 
 def read_rows(path: str, limit: int, seed: int = 0) -> Rows:
     """At most ``limit`` rows of a data file: all of it if it is small, a random sample if not."""
-    from .. import datafiles
-
     if datafiles.count_rows(path) <= limit:
         X, y = datafiles.read_all(path)
     else:

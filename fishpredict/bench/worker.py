@@ -23,11 +23,18 @@ from typing import Any
 
 import numpy as np
 
-from .config import BenchConfig
-from .engine import CheckingClosedUser, ClosedUser, Connection, Driver, Recorder, now_ns
-from .openloop import CheckingOpenConnection, OpenConnection, OpenScheduler
-from .payloads import Pool
-from .stats import LatencyHistogram
+from fishpredict.bench.config import BenchConfig
+from fishpredict.bench.engine import (
+    CheckingClosedUser,
+    ClosedUser,
+    Connection,
+    Driver,
+    Recorder,
+    now_ns,
+)
+from fishpredict.bench.openloop import CheckingOpenConnection, OpenConnection, OpenScheduler
+from fishpredict.bench.payloads import Pool
+from fishpredict.bench.stats import LatencyHistogram
 
 #: seconds a worker waits for its pre-opened connections (open model) before "ready"
 PRECONNECT_WAIT_S = 2.0

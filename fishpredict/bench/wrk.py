@@ -20,11 +20,11 @@ import tempfile
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import ConfigError, FishpredictError
-from .config import BenchConfig
-from .payloads import Pool, build_pool
-from .result import BenchResult, pct_key
-from .stats import REPORT_PERCENTILES
+from fishpredict.bench.config import BenchConfig
+from fishpredict.bench.payloads import Pool, build_pool
+from fishpredict.bench.result import BenchResult, pct_key
+from fishpredict.bench.stats import REPORT_PERCENTILES
+from fishpredict.errors import ConfigError, FishpredictError
 
 BEGIN = "FISHPREDICT_WRK_JSON_BEGIN"
 END = "FISHPREDICT_WRK_JSON_END"

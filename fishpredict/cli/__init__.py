@@ -15,14 +15,14 @@ scikit-learn.
 
 from __future__ import annotations
 
-from .backends import backends
-from .data import data
-from .evaluate import evaluate
-from .group import cli, main
-from .models import models
-from .predict import predict
-from .serve import serve
-from .train import train
+from fishpredict.cli.backends import backends
+from fishpredict.cli.data import data
+from fishpredict.cli.evaluate import evaluate
+from fishpredict.cli.group import cli, main
+from fishpredict.cli.models import models
+from fishpredict.cli.predict import predict
+from fishpredict.cli.serve import serve
+from fishpredict.cli.train import train
 
 for _command in (train, serve, backends, data, evaluate, predict, models):
     cli.add_command(_command)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import click
 
-from .options import json_option, write_json
+from fishpredict.cli.options import json_option, write_json
 
 
 @click.command(short_help="list the serving backends plugins provide")
 @json_option("print JSON (to FILE if given)")
 def backends(json_out: str | None) -> int:
     """List the serving backends plugins provide."""
-    from ..plugins import list_backends
+    from fishpredict.plugins import list_backends
 
     infos = list_backends()
     if json_out is not None:

@@ -11,9 +11,7 @@ from typing import Any
 
 import click
 
-from ..errors import ConfigError
-from ..hookspecs import hookimpl
-from .options import (
+from fishpredict.cli.options import (
     POSITIVE_FLOAT,
     POSITIVE_INT,
     Header,
@@ -21,6 +19,8 @@ from .options import (
     chart_option,
     json_option,
 )
+from fishpredict.errors import ConfigError
+from fishpredict.hookspecs import hookimpl
 
 #: :data:`fishpredict.bench.config.ENDPOINTS`, typed out so that ``--help`` need not
 #: import the bench package (a test keeps the two equal)
@@ -108,7 +108,7 @@ def bench(url: str, **opts: Any) -> int:
     with wrk. See docs/bench.md.
     """
     if url == "selfcheck":
-        from ..bench.selfcheck import selfcheck
+        from fishpredict.bench.selfcheck import selfcheck
 
         report = selfcheck(seconds=opts["duration"] or 5.0,
                            connections=opts["connections"] or 64, rounds=opts["rounds"],
@@ -118,7 +118,7 @@ def bench(url: str, **opts: Any) -> int:
 
 
 def _config(url: str, o: dict[str, Any]) -> Any:
-    from ..bench import BenchConfig
+    from fishpredict.bench import BenchConfig
 
     return BenchConfig(
         url=url, processes=o["processes"], threads=o["threads"], duration_s=o["duration"],
@@ -142,11 +142,11 @@ def _model_pool(config: Any) -> Any:
         raise ConfigError("--model names the model of --endpoint batch, v2 or v1 requests")
     import numpy as np
 
-    from .. import tables
-    from ..bench.payloads import build_pool
-    from ..bench.source import Rows
-    from ..client import Client
-    from .tablepredict import server_model
+    from fishpredict.bench.payloads import build_pool
+    from fishpredict.bench.source import Rows
+    from fishpredict.bulk.client import Client
+    from fishpredict.bulk.tables import server_model
+    from fishpredict.tables import inputs as tables
 
     t = config.target
     with Client(f"http://{t.host_header}") as client:
@@ -164,8 +164,8 @@ def _model_pool(config: Any) -> Any:
 
 
 def _run(url: str, o: dict[str, Any]) -> int:
-    from ..bench import run_bench
-    from ..bench.report import format_text, write_csv, write_json
+    from fishpredict.bench import run_bench
+    from fishpredict.bench.report import format_text, write_csv, write_json
 
     config = _config(url, o)
     pool = _model_pool(config)
@@ -186,7 +186,7 @@ def _run(url: str, o: dict[str, Any]) -> int:
         if o["csv_out"]:
             write_csv(result, o["csv_out"])
         if o["chart"]:
-            from ..bench.chart import write_chart
+            from fishpredict.bench.chart import write_chart
 
             write_chart(result, o["chart"])
     except OSError as exc:

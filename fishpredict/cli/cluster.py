@@ -9,9 +9,7 @@ from typing import Any
 
 import click
 
-from ..errors import ClusterError, ConfigError
-from ..hookspecs import hookimpl
-from .options import (
+from fishpredict.cli.options import (
     POSITIVE_INT,
     SECONDS,
     fast_path_option,
@@ -21,6 +19,8 @@ from .options import (
     trust_option,
     write_json,
 )
+from fishpredict.errors import ClusterError, ConfigError
+from fishpredict.hookspecs import hookimpl
 
 _RUN_DIR_HELP = "where the state, logs and nginx config live (default: ./.fishpredict-cluster)"
 
@@ -48,8 +48,8 @@ def _cluster(run_dir: str | None, containers: bool | None = None, **options: Any
     from pathlib import Path
 
     try:
-        from ..cluster import DEFAULT_RUN_DIR, Cluster, ClusterConfig
-        from ..containers import ContainerCluster, ContainerConfig, has_containers
+        from fishpredict.ops.cluster import DEFAULT_RUN_DIR, Cluster, ClusterConfig
+        from fishpredict.ops.containers import ContainerCluster, ContainerConfig, has_containers
     except ImportError as exc:
         raise ConfigError(f"fishpredict cluster needs {exc.name}: "
                           "pip install 'fishpredict[serve,bench]'") from None

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .options import NON_NEGATIVE_INT, POSITIVE_INT
+from fishpredict.cli.options import NON_NEGATIVE_INT, POSITIVE_INT
 
 _OUT_HELP = "output file; its suffix picks the format: .csv, .parquet, .npy or .npz"
 
@@ -39,7 +39,7 @@ def _describe_written(written: Any, seconds: float) -> str:
               "depend on it)")
 def generate(rows: int, seed: int, out: str, chunk_rows: int | None) -> int:
     """Write N synthetic labelled fish to a file."""
-    from .. import synth
+    from fishpredict.fish import synth
 
     start = time.perf_counter()
     written = synth.write(out, rows, seed, chunk_rows=chunk_rows or synth.CHUNK_ROWS,
@@ -62,7 +62,8 @@ def generate(rows: int, seed: int, out: str, chunk_rows: int | None) -> int:
               help="rows read at a time (memory only; the sample does not depend on it)")
 def sample(source: str | None, n: int, seed: int, out: str, chunk_rows: int | None) -> int:
     """Draw N rows at random, without replacement."""
-    from .. import datafiles, synth
+    from fishpredict.fish import files as datafiles
+    from fishpredict.fish import synth
 
     start = time.perf_counter()
     if source is None:

@@ -6,8 +6,7 @@ from typing import Any
 
 import click
 
-from ..errors import ConfigError
-from .options import (
+from fishpredict.cli.options import (
     POSITIVE_INT,
     fast_path_option,
     k_option,
@@ -16,6 +15,7 @@ from .options import (
     models_option,
     trust_option,
 )
+from fishpredict.errors import ConfigError
 
 
 @click.command(short_help="accuracy and speed of each k on labelled fish")
@@ -42,12 +42,12 @@ def evaluate(data: str, ks: list[int], models: tuple[tuple[str | None, str], ...
     The seed's k sweep: predict every row of a labelled data file with each k and
     print accuracy and rows/s. Local: the models run in this process.
     """
-    from .. import datafiles
-    from ..evaluate import evaluate_chunks, format_table
+    from fishpredict.fish import files as datafiles
+    from fishpredict.fish.sweep import evaluate_chunks, format_table
 
     chunks = datafiles.iter_chunks(data, chunk_rows or datafiles.CHUNK_ROWS)
     if url is not None:
-        from ..remote import evaluate_remote
+        from fishpredict.bulk.remote import evaluate_remote
 
         if models or scale or not fast_path or trust:
             raise ConfigError("--models/--scale/--no-fast-path/--trust apply to local "
@@ -63,7 +63,7 @@ def evaluate(data: str, ks: list[int], models: tuple[tuple[str | None, str], ...
 
 def _predictor(models: tuple[tuple[str | None, str], ...], trust: bool, fast_path: bool,
                scale: str | None, labels: Any, ks: list[int]) -> Any:
-    from ..predictor import Predictor
+    from fishpredict.predictor import Predictor
 
     if not models:
         try:

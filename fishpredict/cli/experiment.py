@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import click
 
-from ..hookspecs import hookimpl
-from .options import POSITIVE_FLOAT, POSITIVE_INT, quick_option
+from fishpredict.cli.options import POSITIVE_FLOAT, POSITIVE_INT, quick_option
+from fishpredict.hookspecs import hookimpl
 
 
 @click.group(short_help="reproduce the seed's experiments, write a report")
@@ -48,7 +48,7 @@ def seed(quick: bool, out: str, duration: float | None, users: int,
     import shlex
     from pathlib import Path
 
-    from ..experiment import SeedOptions, run_seed
+    from fishpredict.experiment import SeedOptions, run_seed
 
     argv = ["fishpredict", "experiment", "seed"] + (["--quick"] if quick else [])
     argv += ["--out", out]

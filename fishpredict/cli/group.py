@@ -17,8 +17,8 @@ from typing import Any
 
 import click
 
-from .. import __version__
-from ..errors import ConfigError, FishpredictError
+from fishpredict import __version__
+from fishpredict.errors import ConfigError, FishpredictError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -36,7 +36,7 @@ class FishpredictGroup(click.Group):
         if self._plugins_loaded:
             return
         self._plugins_loaded = True
-        from ..plugins import registry
+        from fishpredict.plugins import registry
 
         for plugin, why in registry().register_commands(self).items():
             click.echo(f"fishpredict: plugin {plugin!r} added no commands: {why}", err=True)

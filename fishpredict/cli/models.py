@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .options import json_option, trust_option, write_json
+from fishpredict.cli.options import json_option, trust_option, write_json
 
 
 @click.group(short_help="inspect a model file, or add one to a model directory")
@@ -26,7 +26,7 @@ def inspect(path: str, trust: bool, json_out: str | None) -> int:
     prints its signature: features with kinds and bounds, task, classes, outputs,
     whether it accepts missing values, and which fast path answers it.
     """
-    from ..predictor import Predictor
+    from fishpredict.predictor import Predictor
 
     infos = [m.as_dict() for m in Predictor(path, trust=trust).models()]
     if json_out is not None:
@@ -72,7 +72,7 @@ def describe(info: dict[str, Any]) -> list[str]:
 def add(file: str, to: str, name: str | None, trust: bool, replace: bool) -> int:
     """Copy FILE into a model directory and list it in its manifest.json (sha256,
     signature), so that `serve --models DIR` loads it without --trust."""
-    from ..manifest import MANIFEST_NAME, add_model
+    from fishpredict.models.manifest import MANIFEST_NAME, add_model
 
     entry = add_model(file, to, name=name, trust=trust, replace=replace)
     click.echo(f"added {entry.name} ({entry.file}, {entry.estimator}, "

@@ -20,7 +20,7 @@ from typing import Any, TypeVar, cast
 
 import click
 
-from ..errors import ConfigError
+from fishpredict.errors import ConfigError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -105,7 +105,7 @@ class LazyDefault(click.Option):
 
 def default_ks() -> str:
     """The built-in models' k list, ``artifacts.DEFAULT_KS`` (imports scikit-learn)."""
-    from ..artifacts import DEFAULT_KS
+    from fishpredict.fish.training import DEFAULT_KS
 
     return ",".join(str(k) for k in DEFAULT_KS)
 
@@ -151,10 +151,10 @@ def predictor_options(func: F) -> F:
 
 def model_sources(specs: Sequence[tuple[str | None, str]]) -> Any:
     """``--models`` values as a Predictor's ``models``: None (the embedded models),
-    or a list of :class:`fishpredict.modelsource.Source`."""
+    or a list of :class:`fishpredict.models.store.Source`."""
     if not specs:
         return None
-    from ..modelsource import Source
+    from fishpredict.models.store import Source
 
     return [Source(Path(path), name) for name, path in specs]
 

@@ -11,9 +11,7 @@ from typing import Any
 
 import click
 
-from ..errors import ConfigError, FishpredictError
-from ..hookspecs import hookimpl
-from .options import (
+from fishpredict.cli.options import (
     NON_NEGATIVE_INT,
     POSITIVE_FLOAT,
     POSITIVE_INT,
@@ -22,6 +20,8 @@ from .options import (
     quick_option,
     write_json,
 )
+from fishpredict.errors import ConfigError, FishpredictError
+from fishpredict.hookspecs import hookimpl
 
 
 @click.group(short_help="benchmark suites: figures and ratios side by side")
@@ -119,7 +119,7 @@ def dask(quick: bool, rows: int, workers: int, work_dir: str | None,
 
 
 def _load(duration: float | None, connections: int, quick: bool, settle: float | None) -> Any:
-    from ..perf.loads import Load
+    from fishpredict.perf.loads import Load
 
     seconds = duration or (3.0 if quick else 10.0)
     return Load(duration_s=seconds, connections=connections,
@@ -138,7 +138,7 @@ def serving(duration: float | None, connections: int, quick: bool, settle: float
     workers), one at a time, and load each with the same closed-model load from
     fishpredict's bench engine. See docs/performance.md.
     """
-    from ..perf import serving as suite
+    from fishpredict.perf import serving as suite
 
     backends = _backends(backend_list)
     load = _load(duration, connections, quick, settle)
@@ -186,7 +186,7 @@ def scaling(duration: float | None, connections: int, quick: bool, settle: float
     the seed's way; the socket backend vs nginx answering a fixed response; the
     memory of N workers vs 1. See docs/performance.md.
     """
-    from ..perf import scaling as suite
+    from fishpredict.perf import scaling as suite
 
     backends = _backends(backend_list)
     load = _load(duration, connections, quick, settle)
@@ -204,7 +204,7 @@ def scaling(duration: float | None, connections: int, quick: bool, settle: float
 
 def _run(run: Callable[[], Any]) -> Any:
     """Run a suite; a server that fails to start becomes one clear error line."""
-    from ..testing.server import ServerError
+    from fishpredict.errors import ServerError
 
     try:
         return run()
@@ -216,7 +216,7 @@ def _run(run: Callable[[], Any]) -> Any:
 
 def _backends(text: str) -> tuple[str, ...]:
     """``--backends a,b``: each one installed and usable, checked before any server starts."""
-    from ..plugins import registry
+    from fishpredict.plugins import registry
 
     names = tuple(b.strip() for b in text.split(",") if b.strip())
     if not names:
@@ -229,7 +229,7 @@ def _backends(text: str) -> tuple[str, ...]:
 def _outputs(figures: Any, suite: str, json_out: str | None, chart: str | None) -> None:
     write_json(json_out, figures)
     if chart:
-        from ..perf.chart import write_chart
+        from fishpredict.perf.chart import write_chart
 
         try:
             write_chart(figures, suite, chart)

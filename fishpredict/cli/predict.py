@@ -2,12 +2,12 @@
 or on a Dask cluster (``--scheduler``).
 
 - ``--url URL --model NAME``: any model the server serves; its feature columns
-  are read by header name (see :mod:`fishpredict.cli.tablepredict`);
+  are read by header name (see :mod:`fishpredict.bulk.tables`);
 - ``--url URL [--k K,...]``: the fish models by k, as the seed's bulk prediction
   (``Length,Weight[,Species]`` plus one column per k);
 - ``--scheduler ADDR|local[:N] --models PATH --model NAME``: the model is shipped
   to every Dask worker once and each input partition is scored there
-  (:func:`fishpredict.dask_scoring.score_files`).
+  (:func:`fishpredict.bulk.dask.score_files`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 
 import click
 
-from ..errors import ConfigError
-from .options import POSITIVE_INT, IntList, ModelPath, trust_option
+from fishpredict.cli.options import POSITIVE_INT, IntList, ModelPath, trust_option
+from fishpredict.errors import ConfigError
 
 _MODES = ("--url (through a server) or --scheduler (on Dask)")
 
@@ -70,7 +70,7 @@ def predict(url: str | None, scheduler: str | None, data: str, model: str | None
 
 def _has_knn(url: str) -> bool:
     """Whether the server serves models by k (the fish models)."""
-    from ..client import Client
+    from fishpredict.bulk.client import Client
 
     with Client(url) as client:
         return any(m.get("k") is not None for m in client.get_json("/models")["models"])
@@ -84,8 +84,8 @@ def _progress(total: int | None) -> Any:
 
 def _by_model(url: str, data: str, model: str | None, proba: bool, out: str,
               chunk_rows: int) -> int:
-    from .. import tables
-    from .tablepredict import predict_table
+    from fishpredict.bulk.tables import predict_table
+    from fishpredict.tables import inputs as tables
 
     with _progress(tables.count_rows(data)) as bar:
         s = predict_table(url, data, out, model=model, proba=proba, chunk_rows=chunk_rows,
@@ -98,7 +98,8 @@ def _by_model(url: str, data: str, model: str | None, proba: bool, out: str,
 
 
 def _by_k(url: str, data: str, ks: list[int], out: str, chunk_rows: int) -> int:
-    from .. import datafiles, remote
+    from fishpredict.bulk import remote
+    from fishpredict.fish import files as datafiles
 
     total = datafiles.count_rows(data)
     first = next(iter(datafiles.iter_chunks(data, 1)), None)
@@ -117,14 +118,14 @@ def _on_dask(scheduler: str, data: str, model: str | None, ks: list[int] | None,
              out: str | None) -> int:
     import json
 
-    from .options import model_sources
+    from fishpredict.cli.options import model_sources
 
     if ks is not None:
         raise ConfigError("--k applies to --url; with --scheduler name the model with --model")
     if out is None:
         raise ConfigError("--scheduler needs --out (a directory of part files, or a file)")
     try:
-        from ..dask_scoring import score_files
+        from fishpredict.bulk.dask import score_files
     except ImportError as exc:
         raise ConfigError(f"fishpredict predict --scheduler needs {exc.name}: "
                           "pip install 'fishpredict[dask]'") from None

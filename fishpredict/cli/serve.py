@@ -1,6 +1,6 @@
 """``fishpredict serve``: serve any models over HTTP through a backend.
 
-Every :class:`fishpredict.config.ServeConfig` limit has a flag; the defaults
+Every :class:`fishpredict.app.config.ServeConfig` limit has a flag; the defaults
 come from ServeConfig itself, so the command line and the library cannot
 disagree.
 """
@@ -12,9 +12,9 @@ from typing import Any
 
 import click
 
-from ..config import ServeConfig
-from ..errors import ConfigError
-from .options import POSITIVE_INT, SECONDS, predictor_options
+from fishpredict.app.config import ServeConfig
+from fishpredict.cli.options import POSITIVE_INT, SECONDS, predictor_options
+from fishpredict.errors import ConfigError
 
 #: every ServeConfig knob ``serve`` exposes: (field, click type, help)
 LIMITS: list[tuple[str, Any, str]] = [
@@ -83,10 +83,10 @@ def serve(backend: str, host: str, port: int, workers: int, reuse_port: bool,
     import os
     import sys
 
-    from ..plugins import registry
-    from ..predictor import Predictor
-    from ..serve import serve as run_server
-    from .options import model_sources
+    from fishpredict.cli.options import model_sources
+    from fishpredict.plugins import registry
+    from fishpredict.predictor import Predictor
+    from fishpredict.server.serve import serve as run_server
 
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import click
 
-from ..errors import ConfigError
-from ..hookspecs import hookimpl
-from .options import POSITIVE_FLOAT, POSITIVE_INT, json_option, write_text
+from fishpredict.cli.options import POSITIVE_FLOAT, POSITIVE_INT, json_option, write_text
+from fishpredict.errors import ConfigError
+from fishpredict.hookspecs import hookimpl
 
 
 @click.command(short_help="a bounded high-load run of good and bad requests: nothing lost, "
@@ -48,8 +48,8 @@ def soak(url: str | None, backend: str | None, duration: float, connections: int
     answers by status, unexpected errors and the server's memory; exits 1 on any
     unexpected error or RSS growth over the limit. See docs/reliability.md.
     """
-    from ..soak import format_text, run_soak, to_json
-    from ..soakmix import SoakConfig
+    from fishpredict.soak.mix import SoakConfig
+    from fishpredict.soak.run import format_text, run_soak, to_json
 
     if url is not None and backend is not None:
         raise ConfigError("give either a URL or --backend, not both")

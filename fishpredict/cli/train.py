@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..errors import ConfigError
-from .options import k_option
+from fishpredict.cli.options import k_option
+from fishpredict.errors import ConfigError
 
 
 @click.command(short_help="train one KNN model per k and write a model directory")
@@ -16,7 +16,8 @@ from .options import k_option
               help="put a StandardScaler in front of the classifier")
 def train(ks: list[int], out: str, scale: str | None) -> int:
     """Train one KNN model per k and write a model directory."""
-    from .. import artifacts
+    from fishpredict.fish import training as artifacts
+    from fishpredict.models.manifest import MANIFEST_NAME
 
     try:
         entries = artifacts.save_models(out, ks, scale="standard" if scale else None)
@@ -26,5 +27,5 @@ def train(ks: list[int], out: str, scale: str | None) -> int:
         raise ConfigError(f"cannot write to {out}: {exc.strerror}") from None
     for e in entries:
         click.echo(f"{e.name}\tk={e.k}\t{out}/{e.file}\tsha256={e.sha256[:16]}")
-    click.echo(f"manifest: {out}/{artifacts.MANIFEST_NAME}")
+    click.echo(f"manifest: {out}/{MANIFEST_NAME}")
     return 0

@@ -13,7 +13,7 @@ figures), ``charts`` (PNGs), ``report`` (the Markdown), ``seed`` (the run).
 
 from __future__ import annotations
 
-from .options import SeedOptions
-from .seed import run_seed
+from fishpredict.experiment.options import SeedOptions
+from fishpredict.experiment.seed import run_seed
 
 __all__ = ["SeedOptions", "run_seed"]

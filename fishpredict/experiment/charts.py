@@ -15,10 +15,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
-from .findings import duration
-from .loads import PATHS, TOPOLOGIES, Load
-from .rows import RowsResult
+from fishpredict.errors import ConfigError
+from fishpredict.experiment.findings import duration
+from fishpredict.experiment.loads import PATHS, TOPOLOGIES, Load
+from fishpredict.experiment.rows import RowsResult
 
 COLORS = ("tab:red", "tab:orange", "tab:blue", "tab:green", "tab:purple", "tab:brown")
 DPI = 100

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..perf.predictor import per_call
+from fishpredict.fish.training import train
+from fishpredict.perf.predictor import per_call
+from fishpredict.predictor import Predictor
 
 #: the model the costs are measured on (the seed's default ``k``)
 COST_K = 5
@@ -55,9 +57,6 @@ def per_call_us(fn: Callable[[], Any], seconds: float, min_calls: int = 20) -> f
 
 def measure_costs(seconds: float = 1.0) -> RequestCosts:
     """Time each part, ``seconds`` each (best of three rounds)."""
-    from ..artifacts import train
-    from ..predictor import Predictor
-
     model = train(COST_K)
     fast = Predictor(ks=[COST_K])
     with tempfile.TemporaryDirectory(prefix="fishpredict-costs-") as tmp:

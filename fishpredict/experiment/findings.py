@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 import os
 
-from .costs import RequestCosts
-from .loads import PATHS, Load, by_key
-from .rows import RowsResult
+from fishpredict.experiment.costs import RequestCosts
+from fishpredict.experiment.loads import PATHS, Load, by_key
+from fishpredict.experiment.rows import RowsResult
 
 #: ratios within this of 1.0 are reported as "about the same"
 SAME = 0.10

@@ -21,14 +21,15 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from ..bench import BenchResult, run_bench
-from ..bench.result import TimelineRow
-from ..cluster import Cluster, ClusterConfig
-from ..errors import FishpredictError
-from ..perf.servers import fishpredict_server, seed_server
-from ..ports import free_port
-from ..testing.server import ServerError
-from .options import SeedOptions
+from fishpredict.bench import BenchResult, run_bench
+from fishpredict.bench.result import TimelineRow
+from fishpredict.errors import FishpredictError, ServerError
+from fishpredict.experiment.options import SeedOptions
+from fishpredict.ops.cluster import Cluster, ClusterConfig
+from fishpredict.ops.nginx import find_nginx
+from fishpredict.perf.servers import fishpredict_server, seed_server
+from fishpredict.plugins import registry
+from fishpredict.server.ports import free_port
 
 Say = Callable[[str], None]
 
@@ -185,8 +186,6 @@ def seed_loads(options: SeedOptions, say: Say) -> list[Load]:
 
 def backend_loads(options: SeedOptions, say: Say) -> list[Load]:
     """Experiment 2: every requested fishpredict backend (defaults: fast path, 1 worker)."""
-    from ..plugins import registry
-
     loads = []
     for name in options.backends:
         label = f"fishpredict {name}"
@@ -202,8 +201,6 @@ def backend_loads(options: SeedOptions, say: Say) -> list[Load]:
 
 def nginx_missing() -> str:
     """Why experiment 3 cannot run here (no nginx), or ``""``."""
-    from ..nginxconf import find_nginx
-
     try:
         find_nginx()
     except FishpredictError as exc:

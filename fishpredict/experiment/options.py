@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..bench import BenchConfig
-from ..errors import ConfigError
+from fishpredict.bench import BenchConfig
+from fishpredict.errors import ConfigError
 
 #: the seed's sweep of neighbour counts (experiment 4)
 KS: tuple[int, ...] = (1, 5, 15, 25, 49)

@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from ..evaluate import format_table
-from ..perf.machine import header
-from . import charts, findings
-from .costs import COST_K, RequestCosts
-from .findings import n, ratio, x
-from .loads import Load
-from .options import SeedOptions
-from .rows import RowsResult
+from fishpredict.experiment import charts, findings
+from fishpredict.experiment.costs import COST_K, RequestCosts
+from fishpredict.experiment.findings import n, ratio, x
+from fishpredict.experiment.loads import Load
+from fishpredict.experiment.options import SeedOptions
+from fishpredict.experiment.rows import RowsResult
+from fishpredict.fish.sweep import format_table
+from fishpredict.perf.machine import header
 
 TITLE = "The seed's four experiments, reproduced"
 
@@ -171,7 +171,7 @@ def _cluster_section(run: SeedRun) -> list[str]:
     out = [
         "## 3. Load balancing: one replica vs two behind nginx",
         "",
-        "`fishpredict.cluster.Cluster` starts `socket` replicas on loopback and a real "
+        "`fishpredict.ops.cluster.Cluster` starts `socket` replicas on loopback and a real "
         "nginx in front (config rendered from the same template as "
         "`docker/nginx/default.conf`); the direct replica is the no-nginx reference. "
         "Same load as above.",
@@ -198,7 +198,7 @@ def _rows_section(rows: RowsResult, options: SeedOptions) -> list[str]:
     out = [
         f"## 4. {rows.rows:,} rows x k = {', '.join(map(str, rows.ks))}",
         "",
-        f"The rows: {rows.rows:,} generated labelled fish (`fishpredict.synth`, seed "
+        f"The rows: {rows.rows:,} generated labelled fish (`fishpredict.fish.synth`, seed "
         f"{rows.seed}), independent draws from the distribution of the seed's "
         "10,000,000-row file. **One request per row** (the seed's way): "
         f"{rows.slice_size:,} sequential `GET /fish` requests per k and server over one "
@@ -272,7 +272,7 @@ def _rows_section(rows: RowsResult, options: SeedOptions) -> list[str]:
         summary,
     )
     out += [
-        "Accuracy of the batch answers (`fishpredict.evaluate.format_table`):",
+        "Accuracy of the batch answers (`fishpredict.fish.sweep.format_table`):",
         "",
         "```text",
         format_table(rows.table),

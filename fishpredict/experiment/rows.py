@@ -6,9 +6,9 @@ per k, one keep-alive connection, rows drawn from the same 100,000) is timed
 against the seed's server (models loaded once) and against fishpredict, and
 the time for all 500,000 is extrapolated from it. The batch ``.npy`` endpoint
 then predicts all 100,000 rows for each k, timed whole, and its answers give
-the accuracy table (:func:`fishpredict.evaluate.format_table`).
+the accuracy table (:func:`fishpredict.fish.sweep.format_table`).
 
-The rows come from :func:`fishpredict.synth.write`: independent draws from the
+The rows come from :func:`fishpredict.fish.synth.write`: independent draws from the
 same distribution as the seed's 10,000,000-row file, so the first 100,000 rows
 of a seed are a random sample of such a file.
 """
@@ -20,10 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..bench import run_bench
-from ..evaluate import Row
-from ..perf.servers import fishpredict_server, seed_server
-from .options import KS, SeedOptions
+from fishpredict.bench import run_bench
+from fishpredict.bulk.remote import evaluate_remote
+from fishpredict.experiment.options import KS, SeedOptions
+from fishpredict.fish import files as datafiles
+from fishpredict.fish import synth
+from fishpredict.fish.sweep import Row
+from fishpredict.perf.servers import fishpredict_server, seed_server
 
 Say = Callable[[str], None]
 
@@ -130,9 +133,6 @@ def _slices(url: str, key: str, label: str, data: str, options: SeedOptions, say
 
 def run_rows(options: SeedOptions, workdir: Path, say: Say) -> RowsResult:
     """Write the rows to ``workdir``, time the per-row slices and the batch sweep."""
-    from .. import datafiles, synth
-    from ..remote import evaluate_remote
-
     data = workdir / "rows.npz"
     say(f"  data: {options.rows:,} generated labelled fish (seed {options.seed}) -> {data.name}")
     synth.write(data, options.rows, options.seed)

@@ -20,12 +20,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from ..errors import ConfigError
-from .costs import measure_costs
-from .loads import backend_loads, cluster_loads, seed_loads
-from .options import SeedOptions
-from .report import SeedRun, draw_charts, render
-from .rows import run_rows
+from fishpredict.errors import ConfigError
+from fishpredict.experiment.costs import measure_costs
+from fishpredict.experiment.loads import backend_loads, cluster_loads, seed_loads
+from fishpredict.experiment.options import SeedOptions
+from fishpredict.experiment.report import SeedRun, draw_charts, render
+from fishpredict.experiment.rows import run_rows
 
 Say = Callable[[str], None]
 

@@ -11,10 +11,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ModelLoadError
-from . import fastpaths
-from .loaded import FastPath, LoadedModel, ModelInfo
-from .signature import Signature, signature_of, with_manifest
+from fishpredict.errors import ModelLoadError
+from fishpredict.models import fastpaths
+from fishpredict.models.loaded import FastPath, LoadedModel, ModelInfo
+from fishpredict.models.signature import Signature, signature_of, with_manifest
 
 log = logging.getLogger("fishpredict.models")
 

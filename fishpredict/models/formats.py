@@ -18,6 +18,7 @@ file is read any further.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import pickle
@@ -25,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from .. import artifacts
-from ..errors import IntegrityError, ModelLoadError
+from fishpredict.errors import IntegrityError, ModelLoadError
+from fishpredict.models.onnxmodel import OnnxModel
 
 #: suffix -> format name
 SUFFIXES: Final[dict[str, str]] = {
@@ -65,6 +66,10 @@ def is_model_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in SUFFIXES
 
 
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def _read(path: Path) -> bytes:
     try:
         return path.read_bytes()
@@ -77,7 +82,7 @@ def _read(path: Path) -> bytes:
 
 
 def _check_sha(path: Path, blob: bytes, expected: str | None) -> str:
-    digest = artifacts.sha256_bytes(blob)
+    digest = sha256_bytes(blob)
     if expected is not None and digest != expected:
         raise IntegrityError(
             f"{path}: sha256 {digest[:12]}… does not match the manifest's "
@@ -141,8 +146,6 @@ def _load_skops(path: Path, blob: bytes, expected: str | None, trust: bool) -> A
 
 
 def _load_onnx(path: Path, blob: bytes) -> Any:
-    from .onnxmodel import OnnxModel
-
     return OnnxModel.from_bytes(blob, str(path))
 
 

@@ -23,9 +23,9 @@ from typing import Any, Final, Protocol, cast
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import InvalidInputError, ModelLoadError
-from .rows import Rows
-from .signature import Signature
+from fishpredict.errors import InvalidInputError, ModelLoadError, ModelRefusedError
+from fishpredict.models.rows import Rows
+from fishpredict.models.signature import Signature
 
 IntArray = npt.NDArray[np.intp]
 FloatArray = npt.NDArray[np.float64]
@@ -50,12 +50,6 @@ class FastPath(Protocol):
     def predict(self, X: FloatArray) -> npt.NDArray[Any]: ...
     def predict_one(self, x: FloatArray) -> int | float: ...
     def predict_proba(self, X: FloatArray) -> FloatArray: ...
-
-
-class ModelRefusedError(InvalidInputError):
-    """The estimator raised on the request's rows (a 400 carrying its cleaned message)."""
-
-    code = "model_refused"
 
 
 @dataclass(frozen=True)

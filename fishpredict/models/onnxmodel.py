@@ -16,7 +16,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import ModelLoadError
+from fishpredict.errors import ModelLoadError
 
 #: onnxruntime's type names -> numpy dtypes of the inputs we can feed
 _INPUT_DTYPES: Final = {

@@ -24,8 +24,8 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import InvalidInputError
-from .signature import Signature
+from fishpredict.errors import InvalidInputError
+from fishpredict.models.signature import Signature
 
 FloatArray = npt.NDArray[np.float64]
 _SHOWN: Final = 40  # characters of a bad value quoted in a message

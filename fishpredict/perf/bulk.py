@@ -2,7 +2,7 @@
 
 * :func:`bulk_npy` — every row for every k through ``POST /predict`` as ``.npy``,
   end to end as ``fishpredict predict`` does it
-  (:func:`fishpredict.remote.predict_chunks`: encode, HTTP, predict on the
+  (:func:`fishpredict.bulk.remote.predict_chunks`: encode, HTTP, predict on the
   server, decode; the k requests in parallel, one keep-alive connection each).
 * :func:`sequential_fish` — the seed's way: one ``GET /fish`` per row and per
   k, one after another on one keep-alive connection. It is measured on a
@@ -24,12 +24,15 @@ from urllib.parse import urlencode
 import numpy as np
 import numpy.typing as npt
 
-from ..client import Client, ServerError
-from ..dataset import label_of
-from .loads import SEED_KS, Say
-from .machine import table
-from .report import ratio
-from .servers import fishpredict_server, seed_server
+from fishpredict.bulk.client import Client
+from fishpredict.bulk.remote import predict_chunks
+from fishpredict.errors import ServerError
+from fishpredict.fish import synth
+from fishpredict.fish.dataset import label_of
+from fishpredict.perf.loads import SEED_KS, Say
+from fishpredict.perf.machine import table
+from fishpredict.perf.report import ratio
+from fishpredict.perf.servers import fishpredict_server, seed_server
 
 TARGET_BULK_S = 1.0
 TARGET_BULK_RATIO = 300.0
@@ -57,8 +60,6 @@ def bulk_npy(
     """Predict every row of ``X`` for every k through the ``.npy`` endpoint, ``repeats``
     times, each timed end to end (the first request of each repetition opens its
     connections, as a fresh ``fishpredict predict`` would)."""
-    from ..remote import predict_chunks
-
     seconds = []
     labels: dict[int, npt.NDArray[np.str_]] = {}
     for _ in range(repeats):
@@ -148,8 +149,6 @@ def bulk_part(r: Reporter, rows: int, slice_requests: int) -> None:
     through the ``.npy`` endpoint (socket backend, 1 and 2 workers) vs one ``GET /fish``
     per row and per k on the seed's server, measured on ``slice_requests`` and
     extrapolated; the same slice against the socket backend for scale."""
-    from .. import synth
-
     say, ks = r.say, list(SEED_KS)
     X, _y = synth.sample(rows, seed=1)
     total = rows * len(ks)

@@ -19,12 +19,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ConfigError
-from .bulk import Reporter
-from .loads import SEED_KS
-from .machine import table
-from .report import ratio
-from .servers import fishpredict_server
+from fishpredict.errors import ConfigError
+from fishpredict.fish import synth
+from fishpredict.perf.bulk import Reporter
+from fishpredict.perf.loads import SEED_KS
+from fishpredict.perf.machine import table
+from fishpredict.perf.report import ratio
+from fishpredict.perf.servers import fishpredict_server
 
 #: peak memory for 10x the rows, at most this many times the peak for 1x
 TARGET_FLAT_RATIO = 1.25
@@ -83,8 +84,6 @@ def run_predict(url: str, data: Path, rows: int, out: Path, ks: tuple[int, ...])
 def flat_memory_part(r: Reporter, rows: int) -> None:
     """``fishpredict predict --url`` on ``rows`` and ``10 * rows`` generated rows x the seed's
     five k: the peak memory of each run, side by side, and the flat-memory target."""
-    from .. import synth
-
     say, ks = r.say, tuple(SEED_KS)
     sizes = (rows, 10 * rows)
     say(f"... flat memory: fishpredict predict --url on {sizes[0]:,} and {sizes[1]:,} rows "

@@ -11,7 +11,7 @@ import math
 import os
 from typing import Any
 
-from ..errors import ConfigError
+from fishpredict.errors import ConfigError
 
 
 def bars(figures: dict[str, Any]) -> list[tuple[str, float, float]]:

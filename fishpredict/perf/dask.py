@@ -4,11 +4,11 @@
 written in row groups of :data:`ROW_GROUP` rows) with the same 100-tree
 random forest twice, and a file a tenth of its size once more:
 
-1. **one process**: :func:`fishpredict.dask_tasks.score_file_part` over every
+1. **one process**: :func:`fishpredict.bulk.dask_tasks.score_file_part` over every
    part in turn, in a fresh Python process without Dask (the same code each
    worker runs, one part after another);
 2. **LocalCluster, 2 worker processes** (one thread each): the same parts
-   through :func:`fishpredict.dask_scoring.score_files`; the cluster is started
+   through :func:`fishpredict.bulk.dask.score_files`; the cluster is started
    before the clock starts (its start-up is printed apart);
 3. the same cluster set-up on the file a tenth of the size, to show that a
    worker's peak memory does not grow with the file.
@@ -37,8 +37,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-from .machine import header, table
-from .report import load_line, ratio, verdict
+from fishpredict.bulk import dask_parts
+from fishpredict.bulk.dask import open_client, score_files
+from fishpredict.bulk.dask_tasks import Options, model_ref, score_file_part
+from fishpredict.models import manifest
+from fishpredict.perf.machine import header, table
+from fishpredict.perf.report import load_line, ratio, verdict
+from fishpredict.predictor import Predictor
+from fishpredict.tables.writers import PartitionedWriter
 
 TARGET_SPEEDUP: Final = 1.6
 TARGET_WORKER_BYTES: Final = 1 << 30
@@ -59,8 +65,6 @@ def make_model(directory: Path, trees: int = 100) -> Path:
     import numpy as np
     import pandas as pd
     from sklearn.ensemble import RandomForestClassifier
-
-    from .. import manifest
 
     rng = np.random.default_rng(0)
     X = pd.DataFrame(rng.normal(size=(20_000, len(FEATURES))), columns=list(FEATURES))
@@ -108,10 +112,6 @@ def _cpu_seconds() -> float:
 
 def one_process(models: str, data: str, out: str) -> dict[str, Any]:
     """Score every part of ``data`` here, one after another (run in its own process)."""
-    from .. import dask_parts
-    from ..dask_tasks import Options, model_ref, score_file_part
-    from ..tablewriters import PartitionedWriter
-
     started, cpu = time.perf_counter(), _cpu_seconds()
     ref, _ = model_ref(models, MODEL)
     writer = PartitionedWriter(out)
@@ -136,8 +136,6 @@ def _run_one_process(models: Path, data: Path, out: Path) -> dict[str, Any]:
 
 
 def _run_cluster(models: Path, data: Path, out: Path, workers: int) -> dict[str, Any]:
-    from ..dask_scoring import open_client, score_files
-
     started = time.perf_counter()
     with open_client(f"local:{workers}") as opened:
         client: Any = opened
@@ -188,8 +186,6 @@ def run(*, rows: int = 10_000_000, quick: bool = False, say: Say = print,
             f"model: 100-tree random forest, max depth 12 "
             f"({(models / f'{MODEL}.joblib').stat().st_size / MB:.1f} MB); "
             f"made in {time.perf_counter() - t:.1f} s")
-        from ..predictor import Predictor
-
         fast = Predictor(models).model(MODEL).info.fast_path
         say(f"# the model answers through {'the ' + fast + ' fast path' if fast else 'sklearn'}")
         single = _run_one_process(models, big, root / "out-one")

@@ -21,8 +21,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from fishpredict.bench.config import BenchConfig
+from fishpredict.bench.runner import run_bench
+
 if TYPE_CHECKING:
-    from ..bench.payloads import Pool
+    from fishpredict.bench.payloads import Pool
 
 #: the k values the seed swept; the load cycles through them
 SEED_KS: tuple[int, ...] = (1, 5, 15, 25, 49)
@@ -239,9 +242,6 @@ def measure(name: str, url: str, load: Load, server_pid: int | None = None,
 
 def _measure_once(name: str, url: str, load: Load, server_pid: int | None,
                   pool: Pool | None) -> Measurement:
-    from ..bench.config import BenchConfig
-    from ..bench.runner import run_bench
-
     config = BenchConfig(
         url,
         processes=1,

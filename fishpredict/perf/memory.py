@@ -33,10 +33,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError
-from .bulk import Reporter
-from .machine import table
-from .servers import fishpredict_server
+from fishpredict.bulk.client import Client
+from fishpredict.errors import ConfigError
+from fishpredict.fish import synth
+from fishpredict.fish import training as artifacts
+from fishpredict.fish.dataset import FishData
+from fishpredict.models.manifest import add_model
+from fishpredict.perf.bulk import Reporter
+from fishpredict.perf.machine import table
+from fishpredict.perf.servers import fishpredict_server
 
 #: how much of the model an added worker may copy (a worker with its own copy: 100 %)
 TARGET_COPIED_SHARE = 0.10
@@ -79,9 +84,6 @@ def touch(url: str, rows: int = 10_000, model: str | None = None,
     """Make a server work: one one-row prediction on each of :data:`TOUCH_CONNECTIONS`
     fresh connections (``GET /fish`` for the fish models, else ``POST /predict?model=``),
     and one ``.npy`` batch of ``rows`` rows."""
-    from .. import synth
-    from ..client import Client
-
     if model is None:
         X, _ = synth.sample(rows, seed=7)
     else:
@@ -118,8 +120,6 @@ def train_forest(directory: Path, megabytes: int) -> Path:
     import joblib
     from sklearn.ensemble import RandomForestClassifier
 
-    from ..manifest import add_model
-
     rows = max(1000, megabytes * MB // _FOREST_BYTES_PER_ROW)
     rng = np.random.default_rng(11)
     X = rng.normal(size=(rows, FOREST_FEATURES))
@@ -138,9 +138,6 @@ def train_forest(directory: Path, megabytes: int) -> Path:
 
 def train_big(directory: Path, rows: int) -> Path:
     """A model directory with one KNN (k=5) fitted on ``rows`` generated fish."""
-    from .. import artifacts, synth
-    from ..dataset import FishData
-
     X, y = synth.sample(rows, seed=11)
     artifacts.save_models(directory, [5], data=FishData(X=np.ascontiguousarray(X), y=y))
     return directory

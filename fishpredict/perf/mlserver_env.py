@@ -22,8 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from ..errors import ConfigError
-from ..venvs import locked
+from fishpredict.errors import ConfigError
+from fishpredict.ops.venvs import locked
 
 #: the MLServer releases the peer benchmark was written against; the uvloop of their
 #: day (MLServer 1.7.1's inference workers call ``asyncio.get_event_loop()`` before any

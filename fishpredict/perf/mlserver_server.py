@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from ..errors import ConfigError
-from ..ports import free_port
+from fishpredict.errors import ConfigError
+from fishpredict.server.ports import free_port
 
 MAX_BATCH_SIZE: Final = 64
 MAX_BATCH_TIME_S: Final = 0.005

@@ -20,10 +20,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Final
 
-from .loads import Load, Say, measure
-from .machine import table
-from .peer_workload import v2_pool, write_models
-from .servers import fishpredict_server
+from fishpredict.perf.loads import Load, Say, measure
+from fishpredict.perf.machine import table
+from fishpredict.perf.peer_workload import v2_pool, write_models
+from fishpredict.perf.servers import fishpredict_server
 
 TARGET_RATIO: Final = 10.0
 BATCH_OFF: Final = ("--batch-max", "1")

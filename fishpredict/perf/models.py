@@ -26,11 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from ..models.build import build
-from ..models.loaded import LoadedModel
-from ..models.rows import Rows
-from .machine import header, table
-from .report import load_line, verdict
+from fishpredict.models.build import build
+from fishpredict.models.loaded import LoadedModel
+from fishpredict.models.rows import Rows
+from fishpredict.perf.machine import header, table
+from fishpredict.perf.modelbatching import http_part
+from fishpredict.perf.report import load_line, verdict
 
 Say = Callable[[str], None]
 #: no fast path: fishpredict may be at most this much slower than scikit-learn
@@ -224,8 +225,6 @@ def run(*, quick: bool = False, seconds: float | None = None, only: tuple[str, .
         + (f"; NOT MET: {', '.join(missed)}" if missed else ""))
     batching = None
     if http:
-        from .modelbatching import http_part
-
         batching = http_part(quick=quick, say=say)
     say(load_line("after"))
     return {"models": results, "table": table_text, "noise": noise,

@@ -22,7 +22,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from ..bench.payloads import Pool
+from fishpredict.bench.payloads import Pool
 
 N_FEATURES: Final = 30
 N_TRAIN: Final = 4000

@@ -23,14 +23,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from .loads import Load, Measurement, Say, measure
-from .machine import header, table
-from .mlserver_env import mlserver_executable
-from .mlserver_server import MAX_BATCH_SIZE, MAX_BATCH_TIME_S, RunningPeer
-from .mlserver_server import mlserver as start_mlserver
-from .peer_workload import AnswerCheck, PeerModel, check_answers, v2_pool, write_models
-from .report import cores, cpu_legend, errors_text, load_line, notes, ratio, verdict
-from .servers import fishpredict_server
+from fishpredict.perf.loads import Load, Measurement, Say, measure
+from fishpredict.perf.machine import header, table
+from fishpredict.perf.mlserver_env import mlserver_executable
+from fishpredict.perf.mlserver_server import MAX_BATCH_SIZE, MAX_BATCH_TIME_S, RunningPeer
+from fishpredict.perf.mlserver_server import mlserver as start_mlserver
+from fishpredict.perf.peer_workload import (
+    AnswerCheck,
+    PeerModel,
+    check_answers,
+    v2_pool,
+    write_models,
+)
+from fishpredict.perf.report import cores, cpu_legend, errors_text, load_line, notes, ratio, verdict
+from fishpredict.perf.servers import fishpredict_server
 
 TARGET_RATIO: Final = 5.0
 MLSERVER: Final = "MLServer"

@@ -20,7 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from .machine import header, table
+from fishpredict import Predictor
+from fishpredict.fish import synth
+from fishpredict.perf.machine import header, table
 
 
 def per_call(fn: Callable[[], Any], min_seconds: float, min_calls: int = 50) -> float:
@@ -51,8 +53,6 @@ def _peak_mb() -> float:
 
 
 def _child_chunked_predict(rows: int, chunk: int, q: Any) -> None:
-    from fishpredict import Predictor, synth
-
     p = Predictor()
     start_rss = _rss_mb()
     t0 = time.perf_counter()
@@ -64,8 +64,6 @@ def _child_chunked_predict(rows: int, chunk: int, q: Any) -> None:
 
 
 def _child_generate(rows: int, path: str, q: Any) -> None:
-    from fishpredict import synth
-
     start_rss = _rss_mb()
     t0 = time.perf_counter()
     synth.write(path, rows, seed=42, progress=False)
@@ -90,8 +88,6 @@ def _in_child(target: Callable[..., None], *args: Any) -> dict[str, float]:
 def run(big_rows: int = 10_000_000, chunk_rows: int = 1_000_000, quick: bool = False,
         say: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the suite, print it, and return the figures as a dict."""
-    from fishpredict import Predictor
-
     if quick:
         big_rows = min(big_rows, 1_000_000)
     say(header("fishpredict perf predictor"))
@@ -110,8 +106,6 @@ def run(big_rows: int = 10_000_000, chunk_rows: int = 1_000_000, quick: bool = F
         f"{'MET' if one_sk / one_fast >= 50 else 'NOT MET'}")
 
     # 2. 100,000 rows
-    from fishpredict import synth
-
     X, _ = synth.sample(100_000, seed=7)
     rows: list[tuple[str, ...]] = [("k", "scikit-learn ms", "fast path ms", "fast/sklearn speed")]
     batch: dict[int, tuple[float, float]] = {}

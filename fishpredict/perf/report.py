@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from .loads import Measurement
+from fishpredict.perf.loads import Measurement
 
 #: how the bench's warning about a saturated machine begins
 MACHINE_BUSY_WARNING = "the machine's CPUs were"

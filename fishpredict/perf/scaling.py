@@ -27,12 +27,15 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from ..config import ServeConfig
-from ..errors import ConfigError
-from .bulk import bulk_part
-from .loads import Load, Measurement, Say, measure, wait_until_idle
-from .machine import header, table
-from .report import (
+from fishpredict.app.config import ServeConfig
+from fishpredict.bench.fixedserver import fixed_nginx
+from fishpredict.errors import ConfigError
+from fishpredict.perf.bulk import bulk_part
+from fishpredict.perf.bulkmemory import flat_memory_part
+from fishpredict.perf.loads import Load, Measurement, Say, measure, wait_until_idle
+from fishpredict.perf.machine import header, table
+from fishpredict.perf.memory import memory_part
+from fishpredict.perf.report import (
     cores,
     cpu_legend,
     env_line,
@@ -43,7 +46,7 @@ from .report import (
     spread_notes,
     verdict,
 )
-from .servers import fishpredict_server
+from fishpredict.perf.servers import fishpredict_server
 
 BATCH_ON = ("--batch-max", "256")
 BATCH_OFF = ("--batch-max", "1")
@@ -198,8 +201,6 @@ class _Suite:
 
     # -- d --------------------------------------------------------------------------------
     def against_nginx(self) -> None:
-        from ..bench.fixedserver import fixed_nginx
-
         say, load = self.say, self.load
         found: list[Measurement] = []
         for workers in (2, 1):
@@ -274,16 +275,12 @@ def run(
     if "c" in parts:
         bulk_part(suite, bulk_rows, slice_requests)
         say("")
-        from .bulkmemory import flat_memory_part
-
         flat_memory_part(suite, flat_rows)
         say("")
     if "d" in parts:
         suite.against_nginx()
         say("")
     if "e" in parts:
-        from .memory import memory_part
-
         memory_part(suite, memory_rows, memory_workers, memory_model, forest_mb)
     errs = [m.name for m in suite.runs if m.error_count]
     suite.target(

@@ -20,9 +20,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import ConfigError
-from ..ports import free_port
-from ..testing.server import ServerProcess, start_server
+from fishpredict.errors import ConfigError
+from fishpredict.server.ports import free_port
+from fishpredict.server.process import ServerProcess, start_server
 
 SEED_APP = Path(__file__).resolve().parents[2] / "examples" / "seed_server" / "app.py"
 

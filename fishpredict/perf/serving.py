@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .loads import Load, Measurement, Say, measure
-from .machine import header, table
-from .report import (
+from fishpredict.perf.loads import Load, Measurement, Say, measure
+from fishpredict.perf.machine import header, table
+from fishpredict.perf.report import (
     cores,
     cpu_legend,
     env_line,
@@ -30,7 +30,7 @@ from .report import (
     spread_notes,
     verdict,
 )
-from .servers import fishpredict_server, seed_server
+from fishpredict.perf.servers import fishpredict_server, seed_server
 
 BACKENDS: tuple[str, ...] = ("starlette", "aiohttp", "socket")
 #: requests/s each backend (1 worker, defaults) must reach, as a multiple of the baseline's

@@ -30,12 +30,13 @@ from typing import Any, ClassVar, TypeVar
 
 import psutil
 
-from ..config import ServeConfig
-from ..contract import Response, Service, error
-from ..plugins import get_backend
-from ..predictor import Predictor
-from ..serve import bind
-from .server import start_server
+from fishpredict.app.config import ServeConfig
+from fishpredict.app.messages import Response, error
+from fishpredict.app.service import Service
+from fishpredict.plugins import get_backend
+from fishpredict.predictor import Predictor
+from fishpredict.server.process import start_server
+from fishpredict.server.serve import bind
 
 
 def _read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:

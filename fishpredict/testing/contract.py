@@ -10,7 +10,7 @@ A plugin author checks a backend with three lines::
 The suite starts ``python -m fishpredict serve --backend mine --port 0`` once
 per class (plus, lazily, a second server with ``--labels ko`` and an admin
 token), checks every route, status and body against an in-process
-:class:`fishpredict.Predictor` and :class:`fishpredict.contract.Service`, and
+:class:`fishpredict.Predictor` and :class:`fishpredict.app.service.Service`, and
 at teardown sends SIGTERM and asserts the server exited 0.
 :func:`run_contract` runs the same checks without pytest.
 """
@@ -25,15 +25,15 @@ from typing import Any, ClassVar
 
 import pytest
 
-from ..config import ServeConfig
-from ..contract import Service
-from ..dataset import Language
-from ..predictor import Predictor
-from .checks.errors import ErrorChecks
-from .checks.predict import FishChecks, PredictChecks
-from .checks.service import ServiceChecks
-from .client import Client
-from .server import ServerProcess, start_server
+from fishpredict.app.config import ServeConfig
+from fishpredict.app.service import Service
+from fishpredict.fish.dataset import Language
+from fishpredict.predictor import Predictor
+from fishpredict.server.client import Client
+from fishpredict.server.process import ServerProcess, start_server
+from fishpredict.testing.checks.errors import ErrorChecks
+from fishpredict.testing.checks.predict import FishChecks, PredictChecks
+from fishpredict.testing.checks.service import ServiceChecks
 
 #: the limits the suite starts servers with (small, so 413 is cheap to reach)
 MAX_BODY_BYTES = 65536

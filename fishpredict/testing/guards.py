@@ -1,7 +1,7 @@
 """The guard suite: the limits every backend sets on request heads and connections.
 
 The limits, their answers and the linger are the core's
-(:mod:`fishpredict.flow`: ``MAX_HEAD_BYTES``, ``MAX_HEADERS``, ``LINGER_SECONDS``);
+(:mod:`fishpredict.server.flow`: ``MAX_HEAD_BYTES``, ``MAX_HEADERS``, ``LINGER_SECONDS``);
 the socket backend keeps them itself, for uvicorn and aiohttp a guard adds them
 (``backends/uvicorn_guard.py``, ``backends/aiohttp_guard.py``), a plugin keeps
 them with the same helpers (docs/plugins.md). Every backend must answer alike,
@@ -27,7 +27,7 @@ Subclass it and name the backend::
         backend = "mine"
 
 The suite starts one server per class with :data:`SETTINGS` (through
-:func:`fishpredict.testing.faults.configured_server`, as the timeouts have no flag).
+:func:`fishpredict.soak.faults.configured_server`, as the timeouts have no flag).
 """
 
 from __future__ import annotations
@@ -40,9 +40,9 @@ from typing import Any, ClassVar
 
 import pytest
 
-from ..flow import LINGER_SECONDS, MAX_HEAD_BYTES, MAX_HEADERS
-from .faults import RawReply, configured_server, exchange, healthy
-from .server import ServerProcess
+from fishpredict.server.flow import LINGER_SECONDS, MAX_HEAD_BYTES, MAX_HEADERS
+from fishpredict.server.process import ServerProcess
+from fishpredict.soak.faults import RawReply, configured_server, exchange, healthy
 
 #: the server the suite starts: short timeouts, so the deadlines show within seconds
 SETTINGS: dict[str, Any] = {

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Final
 
-from ..venvs import locked
+from fishpredict.ops.venvs import locked
 
 #: the SDK release the tests were written against
 KSERVE_PACKAGES: Final = ("kserve==0.21.0",)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .zoo import ZooModel
+from fishpredict.testing.zoo import ZooModel
 
 BadRow = tuple[str, Any, str]  # kind, the row, a text the error message must name
 

@@ -31,9 +31,11 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
-from .client import Client
-from .server import ServerProcess, start_server
-from .zoo import ZooModel, build_zoo, save_zoo
+from fishpredict.server.client import Client
+from fishpredict.server.process import ServerProcess, start_server
+from fishpredict.testing.models_cases import bad_rows
+from fishpredict.testing.transcript import npy
+from fishpredict.testing.zoo import ZooModel, build_zoo, save_zoo
 
 #: probabilities may differ from scikit-learn's by at most this much
 PROBA_TOLERANCE = 1e-9
@@ -166,8 +168,6 @@ class ModelSuite:
                 assert doc["predictions"] == [want], name
 
     def test_npy_bodies_equal_scikit_learn(self, served: Any) -> None:
-        from .transcript import npy
-
         server, models = served
         with server.client() as c:
             for m in models:
@@ -218,8 +218,6 @@ class ModelSuite:
 
     def test_bad_input_is_400_naming_row_and_feature(self, served: Any) -> None:
         """Each kind of bad input, in row 2 of a batch of 3, on every model it applies to."""
-        from .models_cases import bad_rows
-
         server, models = served
         failures = []
         with server.client() as c:

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .zoo import ZooModel, _habitat_frame, save_zoo
+from fishpredict.fish.training import save_models
+from fishpredict.testing.zoo import ZooModel, _habitat_frame, save_zoo
 
 CLASSIFIER = "wine-pipeline"
 FRAME = "habitat-frame"
@@ -71,8 +72,6 @@ def fuzz_models() -> Path:
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder
-
-    from ..artifacts import save_models
 
     Xd, yd = datasets.load_diabetes(return_X_y=True)
     frame, frame_y = _habitat_frame()

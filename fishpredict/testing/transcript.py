@@ -1,7 +1,7 @@
 """A fixed list of requests and what a server answers to each, byte for byte.
 
 The contract promises that every backend answers exactly what
-:meth:`fishpredict.contract.Service.handle` answers. :func:`wire_transcript`
+:meth:`fishpredict.app.service.Service.handle` answers. :func:`wire_transcript`
 sends :data:`EXCHANGES` over a real socket; :func:`service_transcript` asks an
 in-process Service the same questions. Two transcripts compare with ``==``.
 ``/metrics`` is left out (its counts differ by design). A backend hands the
@@ -18,8 +18,8 @@ from urllib.parse import unquote
 
 import numpy as np
 
-from ..contract import Service
-from .client import Client
+from fishpredict.app.service import Service
+from fishpredict.server.client import Client
 
 #: headers the Service itself sets, compared too (Date/Server are the transport's)
 CONTRACT_HEADERS = ("allow", "retry-after", "www-authenticate")

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import manifest
+from fishpredict.models import manifest
 
 
 class RefuseNegative:

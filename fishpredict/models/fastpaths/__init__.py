@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..loaded import FastPath
-from . import checks, knn, linear, trees
+from fishpredict.models.fastpaths import checks, knn, linear, trees
+from fishpredict.models.loaded import FastPath
 
 FAMILIES = (knn, linear, trees)
 

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..loaded import ModelRefusedError, clean_message
+from fishpredict.errors import ModelRefusedError
+from fishpredict.models.loaded import clean_message
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]

@@ -19,10 +19,10 @@ from typing import Any, Final
 
 import numpy as np
 
-from .base import FloatArray, ask, codes_of
-from .knn import BATCH_MAX_WORK, Knn
-from .linear import LinearClassifier, LinearRegressor, boundary_rows
-from .trees import Trees, cut_points
+from fishpredict.models.fastpaths.base import FloatArray, ask, codes_of
+from fishpredict.models.fastpaths.knn import BATCH_MAX_WORK, Knn
+from fishpredict.models.fastpaths.linear import LinearClassifier, LinearRegressor, boundary_rows
+from fishpredict.models.fastpaths.trees import Trees, cut_points
 
 #: random rows of every check set
 RANDOM_ROWS: Final = 2000

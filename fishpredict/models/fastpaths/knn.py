@@ -22,7 +22,15 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from .base import FloatArray, IntArray, Transform, ask, chain, codes_of, unwrap
+from fishpredict.models.fastpaths.base import (
+    FloatArray,
+    IntArray,
+    Transform,
+    ask,
+    chain,
+    codes_of,
+    unwrap,
+)
 
 #: relative gap under which two distances count as possibly swapped
 TIE_RTOL: Final = 1e-9

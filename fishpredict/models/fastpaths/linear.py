@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import FloatArray, IntArray, Transform, chain, unwrap
+from fishpredict.models.fastpaths.base import FloatArray, IntArray, Transform, chain, unwrap
 
 
 def _types() -> dict[type, str]:

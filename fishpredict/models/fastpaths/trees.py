@@ -22,7 +22,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from .base import FloatArray, IntArray, Transform, ask, chain, unwrap
+from fishpredict.models.fastpaths.base import FloatArray, IntArray, Transform, ask, chain, unwrap
 
 #: |x| at or above this rounds to infinity in float32 (FLT_MAX plus half an ulp)
 F32_OVERFLOW: Final = float(np.float32(3.4028235e38)) + 2.0**103

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..client import Reply
+from fishpredict.server.client import ClientReply
 
 #: text that must never reach a client (a leaked traceback or repr of internals)
 LEAKS = (b"Traceback", b'File "', b"<class ", b"site-packages")
 
 
-def assert_no_leak(reply: Reply) -> None:
+def assert_no_leak(reply: ClientReply) -> None:
     """The body shows no traceback or internals."""
     for needle in LEAKS:
         assert needle not in reply.body, f"answer leaks {needle!r}: {reply.body[:300]!r}"
 
 
-def assert_json(reply: Reply, status: int = 200) -> Any:
+def assert_json(reply: ClientReply, status: int = 200) -> Any:
     """``reply`` has ``status``, is ``application/json`` and parses; the document."""
     assert reply.status == status, f"expected {status}, got {reply!r}"
     assert reply.content_type == "application/json", f"expected JSON, got {reply!r}"
@@ -26,7 +26,7 @@ def assert_json(reply: Reply, status: int = 200) -> Any:
     return reply.json()
 
 
-def assert_error(reply: Reply, status: int, code: str | None = None) -> dict[str, str]:
+def assert_error(reply: ClientReply, status: int, code: str | None = None) -> dict[str, str]:
     """``reply`` is the contract's error: ``{"error": {"code", "message"}}`` with
     ``status`` (and ``code`` when given), JSON, and no traceback."""
     doc = assert_json(reply, status)

@@ -11,12 +11,12 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from ..transcript import npy
-from .assertions import assert_error, failures_report
+from fishpredict.testing.checks.assertions import assert_error, failures_report
+from fishpredict.testing.transcript import npy
 
 if TYPE_CHECKING:
-    from ..client import Client
-    from ..contract import Contract
+    from fishpredict.server.client import Client
+    from fishpredict.testing.contract import Contract
 
 JSON = {"Content-Type": "application/json"}
 NPY = {"Content-Type": "application/x-npy"}

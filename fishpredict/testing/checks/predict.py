@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..client import Client, query
-from ..transcript import npy
-from .assertions import assert_json, failures_report
+from fishpredict.server.client import Client, query
+from fishpredict.testing.checks.assertions import assert_json, failures_report
+from fishpredict.testing.transcript import npy
 
 if TYPE_CHECKING:
-    from ..contract import Contract
+    from fishpredict.testing.contract import Contract
 
 #: (length, weight) rows: training fish, both sides of the class boundary,
 #: zeros, fractions, and values far outside the training data

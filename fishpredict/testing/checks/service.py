@@ -9,13 +9,18 @@ import re
 from importlib import resources
 from typing import TYPE_CHECKING
 
-from ...contract import route_names
-from ..client import raw_exchange
-from ..transcript import differences, exchanges, service_transcript, wire_transcript
-from .assertions import assert_error, assert_json, failures_report
+from fishpredict.app.service import route_names
+from fishpredict.server.client import raw_exchange
+from fishpredict.testing.checks.assertions import assert_error, assert_json, failures_report
+from fishpredict.testing.transcript import (
+    differences,
+    exchanges,
+    service_transcript,
+    wire_transcript,
+)
 
 if TYPE_CHECKING:
-    from ..contract import Contract
+    from fishpredict.testing.contract import Contract
 
 
 def _requests_total(text: str, route: str, method: str, status: str) -> float:

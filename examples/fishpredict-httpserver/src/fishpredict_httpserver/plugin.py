@@ -19,14 +19,14 @@ from fishpredict.backend import Backend
 from .commands import register_commands  # noqa: F401 (the hook adding `httpserver-info`)
 
 if TYPE_CHECKING:
-    from fishpredict.contract import Service
+    from fishpredict.app.service import Service
 
 
 class HTTPServerBackend(Backend):
     """Serves the fishpredict contract on asyncio streams, parsed by httptools.
 
     One coroutine per connection; each request calls ``Service.handle_async``; the
-    limits and refusals are the core's (:mod:`fishpredict.flow`).
+    limits and refusals are the core's (:mod:`fishpredict.server.flow`).
     """
 
     name: ClassVar[str] = "httpserver"

@@ -3,14 +3,14 @@
 One coroutine per connection reads bytes, feeds them to
 ``httptools.HttpRequestParser`` (strict framing: no smuggling shapes, no
 HTTP/0.9) and answers each complete request, in order, with
-:meth:`fishpredict.contract.Service.handle_async`. Routing, validation, errors
+:meth:`fishpredict.app.service.Service.handle_async`. Routing, validation, errors
 and encoding happen in ``Service``; the limits and refusals every backend
-shares come from :mod:`fishpredict.flow` (``Limits.admit`` and
+shares come from :mod:`fishpredict.server.flow` (``Limits.admit`` and
 ``too_many_connections()`` 503, ``headers_too_large()`` 431 counted with
 ``field_bytes``, ``head_timeout()``/``body_timeout()`` 408, ``bad_request()``
 400, ``upgrade_refused()``), the 413 from ``Service.body_limit_response``, the
 503s from ``Service.overloaded()`` and ``cut_off()``, the bytes from
-:mod:`fishpredict.wire`. Each refusal is counted (``Limits.rejected``), says
+:mod:`fishpredict.server.wire`. Each refusal is counted (``Limits.rejected``), says
 ``Connection: close`` (``Limits.refusal``) and ends with ``flow.linger_stream``:
 the rest of the body is read and dropped, so a client still sending reads it.
 """
@@ -25,9 +25,10 @@ from urllib.parse import unquote
 
 import httptools
 
-from fishpredict import flow, wire
-from fishpredict.contract import Response, Service
-from fishpredict.flow import BODY, HEAD, IDLE, Limits
+from fishpredict.app.messages import Response
+from fishpredict.app.service import Service
+from fishpredict.server import flow, wire
+from fishpredict.server.flow import BODY, HEAD, IDLE, Limits
 
 log = logging.getLogger("fishpredict_httpserver")
 

@@ -1,0 +1,130 @@
+"""Encoding and decoding of request and response bodies (JSON and .npy).
+
+Pure functions, no HTTP: they raise :class:`~fishpredict.errors.InvalidInputError`
+for anything a client got wrong, and the contract turns that into a 400.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from typing import Any, Final
+from urllib.parse import unquote_plus
+
+import numpy as np
+import numpy.typing as npt
+
+from fishpredict.errors import InvalidInputError
+
+JSON: Final = "application/json"
+NPY: Final = "application/x-npy"
+#: deepest JSON nesting accepted; deeper documents are refused before parsing
+MAX_JSON_DEPTH: Final = 32
+
+
+def _reject_constant(name: str) -> Any:
+    raise InvalidInputError(f"JSON must not contain {name}: values must be finite numbers")
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact UTF-8 JSON (Korean labels stay readable); NaN is never emitted."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _depth_ok(body: bytes) -> bool:
+    """Cheap nesting bound: count brackets outside strings, without a full parse."""
+    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
+        return True
+    depth = 0
+    in_str = esc = False
+    for ch in body:
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == 0x5C:
+                esc = True
+            elif ch == 0x22:
+                in_str = False
+        elif ch == 0x22:
+            in_str = True
+        elif ch in (0x5B, 0x7B):
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return False
+        elif ch in (0x5D, 0x7D):
+            depth -= 1
+    return True
+
+
+def loads(body: bytes) -> Any:
+    """Parse a JSON body strictly: UTF-8, bounded depth, no NaN/Infinity literals."""
+    if not body.strip():
+        raise InvalidInputError("request body is empty; expected JSON")
+    if not _depth_ok(body):
+        raise InvalidInputError(f"JSON is nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInputError("request body is not valid UTF-8") from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(
+            f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise InvalidInputError("JSON is nested too deeply") from None
+
+
+def array_from_npy(body: bytes) -> npt.NDArray[Any]:
+    """The numeric array of a NumPy ``.npy`` body; pickles (object arrays) are refused.
+    Its shape is the model's business (see :mod:`fishpredict.models.rows`)."""
+    try:
+        arr = np.load(io.BytesIO(body), allow_pickle=False)
+    except (ValueError, OSError, EOFError, SyntaxError) as exc:
+        raise InvalidInputError(f"body is not a valid .npy array ({str(exc)[:80]})") from None
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "iuf":
+        raise InvalidInputError(".npy body must hold a numeric array")
+    return arr
+
+
+def npy_bytes(arr: npt.NDArray[Any]) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    return buf.getvalue()
+
+
+def labels_json(labels: Sequence[str]) -> str:
+    """A JSON array of labels; fast for the few distinct strings a classifier has."""
+    if not labels:
+        return "[]"
+    return "[" + ",".join(json.dumps(s, ensure_ascii=False) for s in labels) + "]"
+
+
+def parse_query(qs: str) -> dict[str, str]:
+    """``a=1&b=x%20y`` -> ``{"a": "1", "b": "x y"}``; the first value of a repeated key wins."""
+    out: dict[str, str] = {}
+    if not qs:
+        return out
+    for part in qs.split("&"):
+        if not part:
+            continue
+        key, _, value = part.partition("=")
+        if "%" in key or "+" in key:
+            key = unquote_plus(key, errors="replace")
+        if "%" in value or "+" in value:
+            value = unquote_plus(value, errors="replace")
+        out.setdefault(key, value)
+    return out
+
+
+def accepts_npy(accept: str | None) -> bool:
+    return accept is not None and NPY in accept
+
+
+def media_type(content_type: str | None) -> str:
+    """``"application/json; charset=utf-8"`` -> ``"application/json"``."""
+    if not content_type:
+        return ""
+    return content_type.split(";", 1)[0].strip().lower()

@@ -1,0 +1,1 @@
+"""Bulk scoring: many rows from files, through a running server or on a Dask cluster."""

@@ -1,0 +1,1 @@
+"""``fishpredict soak``: a bounded run of good and hostile requests, proof that nothing is lost."""
