@@ -125,6 +125,10 @@ def bench(url: str, seconds: float, out: Path,
     return result
 
 
+def assert_true(value: bool) -> None:
+    assert value
+
+
 def lost(result: dict[str, Any]) -> float:
     share = int(result["error_count"]) / max(1, int(result["requests"]))
     print(f"  bench {result['url']}: {result['requests']} requests, "
@@ -293,10 +297,6 @@ def test_cluster_up_containers_bench_kill_status_down(engine: Engine, tmp_path: 
     finally:
         with contextlib.suppress(ClusterError):
             cluster.down()
-
-
-def assert_true(value: bool) -> None:
-    assert value
 
 
 def test_cluster_up_containers_failing_replica_leaves_nothing(
