@@ -35,7 +35,7 @@ class SocketBackend(Backend):
     requires: ClassVar[tuple[str, ...]] = ("httptools",)
 
     async def serve(self, service: Service, sock: socket.socket, stop: asyncio.Event) -> None:
-        from .socket_server import run
+        from .socket_http import run
 
         await run(service, sock, stop)
 

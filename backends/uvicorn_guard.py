@@ -5,7 +5,7 @@ number of fields, has no deadline for receiving a head (its keep-alive timer
 stops at the first byte, and is not armed before a connection's first
 request), and answers its own ``limit_concurrency`` with a text/plain 503
 without ``Retry-After``. :class:`GuardedHttpToolsProtocol` closes those gaps
-the way the socket backend does (:mod:`fishpredict_backends.socket_connection`),
+the way the socket backend does (:mod:`fishpredict_backends.socket_http`),
 in the same words, from the core's :mod:`fishpredict.server.flow`:
 
 - past ``max_connections``: **503** ``too_many_connections`` + ``Retry-After``
@@ -27,7 +27,7 @@ Deadlines cost two float stores per request: the core's
 times per ``header_timeout``.
 
 :func:`check_uvicorn` refuses to serve if a uvicorn upgrade moved a method this
-subclass hooks; tests/test_uvicorn_guard.py checks the behaviour itself.
+subclass hooks; tests/backends/test_uvicorn_guard.py checks the behaviour itself.
 """
 
 from __future__ import annotations

@@ -85,6 +85,13 @@ class BackendUnavailableError(FishpredictError):
     status = 500
 
 
+class PluginError(FishpredictError):
+    """A plugin registered something wrong: a name another plugin claims, or an object
+    that is not what the hook takes."""
+
+    code = "plugin_error"
+
+
 class ConfigError(FishpredictError):
     """A command-line option or configuration value is invalid."""
 

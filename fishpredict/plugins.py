@@ -12,19 +12,20 @@ variables limit what loads:
 
 from __future__ import annotations
 
-import importlib
 import os
+import sys
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
-from types import ModuleType
-from typing import TYPE_CHECKING, Any, Final
+from types import CodeType, FrameType, ModuleType, TracebackType
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from fishpredict import hookspecs
 from fishpredict.backend import Backend
-from fishpredict.errors import BackendUnavailableError, FishpredictError, UnknownBackendError
+from fishpredict.errors import BackendUnavailableError, PluginError, UnknownBackendError
 
 if TYPE_CHECKING:
     import click
@@ -32,18 +33,6 @@ if TYPE_CHECKING:
 ENTRY_POINT_GROUP = "fishpredict"
 BLOCK_ENV = "FISHPREDICT_BLOCK_PLUGINS"
 ALLOW_ENV = "FISHPREDICT_PLUGINS"
-#: fishpredict's own command groups that are not the core: plugins registered
-#: (in this order, before any entry-point plugin's commands) through the same
-#: ``register_commands`` hook third parties implement
-BUILTIN_COMMAND_PLUGINS: Final = (
-    "fishpredict.cli.perf",
-    "fishpredict.cli.cluster",
-    "fishpredict.cli.bench",
-    "fishpredict.cli.experiment",
-    "fishpredict.cli.soak",
-)
-
-
 @dataclass(frozen=True)
 class BackendInfo:
     """One registered backend, as ``fishpredict backends`` lists it."""
@@ -75,6 +64,20 @@ def _env_names(var: str) -> set[str] | None:
     return {part.strip() for part in raw.split(",") if part.strip()}
 
 
+def _impl_codes(hook: Any) -> dict[CodeType, str]:
+    """The code object of each implementation of ``hook`` -> its plugin's name."""
+    return {impl.function.__code__: impl.plugin_name for impl in hook.get_hookimpls()}
+
+
+def _plugin_in(codes: dict[CodeType, str], tb: TracebackType | None) -> str | None:
+    """The plugin whose hook implementation raised, from the traceback."""
+    found = None
+    while tb is not None:
+        found = codes.get(tb.tb_frame.f_code, found)
+        tb = tb.tb_next
+    return found
+
+
 class Registry:
     """A plugin manager plus the backends its plugins registered."""
 
@@ -85,6 +88,8 @@ class Registry:
         self._loaded = False
         self._lock = threading.RLock()
         self._dists: dict[str, tuple[str, str]] = {}
+        #: the plugin being called, while a hook is called one plugin at a time
+        self._current: str | None = None
         #: entry-point name -> why it failed to import
         self.broken: dict[str, str] = {}
 
@@ -121,49 +126,115 @@ class Registry:
             if self._loaded:
                 self._collect()
 
+    def _call(
+        self, name: str, reset: Callable[[], None], **kwargs: Any
+    ) -> dict[str, str]:
+        """Call the hook ``name`` through pluggy (its ordering, wrappers and tracing
+        apply); a plugin whose implementation raises is set aside, ``reset`` undoes
+        what the call did, and the hook is called again without it. Returns plugin
+        name -> why it was set aside. A :class:`PluginError` (two plugins claiming
+        one name) is not a broken plugin: it is raised.
+
+        A register callback learns which plugin calls it from the stack
+        (:meth:`calling_plugin`); implementations that share one code object (made
+        by one factory) cannot be told apart there, so those hooks are called one
+        plugin at a time, each call still through pluggy."""
+        hook = getattr(self.pm.hook, name)
+        failed: dict[str, str] = {}
+        while True:
+            impls = [i for i in hook.get_hookimpls() if i.plugin_name not in failed]
+            codes = [i.function.__code__ for i in impls]
+            try:
+                if len(set(codes)) == len(codes):
+                    skip = [self.pm.get_plugin(p) for p in failed]
+                    (self.pm.subset_hook_caller(name, skip) if skip else hook)(**kwargs)
+                else:
+                    everyone = [self.pm.get_plugin(i.plugin_name) for i in impls]
+                    for impl in reversed(impls):  # pluggy's calling order
+                        self._current = impl.plugin_name
+                        others = [p for p in everyone if p is not impl.plugin]
+                        self.pm.subset_hook_caller(name, others)(**kwargs)
+                return failed
+            except PluginError:
+                raise
+            except Exception as exc:  # a broken plugin must not take the others down
+                plugin = self._current or _plugin_in(_impl_codes(hook), exc.__traceback__)
+                if plugin is None or plugin in failed:
+                    raise
+                failed[plugin] = f"{type(exc).__name__}: {exc}"
+                reset()
+            finally:
+                self._current = None
+
+    def calling_plugin(self, codes: dict[CodeType, str]) -> str:
+        """The plugin whose hook implementation is running below this call."""
+        if self._current is not None:
+            return self._current
+        frame: FrameType | None = sys._getframe(2)
+        while frame is not None:
+            name = codes.get(frame.f_code)
+            if name is not None:
+                return name
+            frame = frame.f_back
+        return "(unknown plugin)"
+
     def _collect(self) -> None:
         found: dict[str, tuple[Backend, str]] = {}
-        for impl in self.pm.hook.register_backends.get_hookimpls():
-            plugin_name = impl.plugin_name
+        codes = _impl_codes(self.pm.hook.register_backends)
 
-            def register(backend: Backend, _plugin: str = plugin_name) -> None:
-                if not isinstance(backend, Backend):
-                    raise FishpredictError(
-                        f"plugin {_plugin!r} registered {backend!r}, which is not a Backend"
-                    )
-                if backend.name in found and found[backend.name][1] != _plugin:
-                    raise FishpredictError(
-                        f"backend name {backend.name!r} is registered by both "
-                        f"{found[backend.name][1]!r} and {_plugin!r}"
-                    )
-                found[backend.name] = (backend, _plugin)
+        def register(backend: Backend) -> None:
+            plugin = self.calling_plugin(codes)
+            if not isinstance(backend, Backend):
+                raise PluginError(
+                    f"plugin {plugin!r} registered {backend!r}, which is not a Backend"
+                )
+            if backend.name in found and found[backend.name][1] != plugin:
+                raise PluginError(
+                    f"backend name {backend.name!r} is registered by both "
+                    f"{found[backend.name][1]!r} and {plugin!r}"
+                )
+            found[backend.name] = (backend, plugin)
 
-            impl.function(register=register)
+        failed = self._call("register_backends", found.clear, register=register)
+        self.broken.update(failed)
         self._backends = found
 
-    def register_commands(self, cli: click.Group) -> dict[str, str]:
-        """Let every plugin add its commands to ``cli`` (the built-in command groups
-        first); returns plugin name -> why it added nothing, for the ones that failed
-        (an exception, or a command name already taken: the first command stays)."""
+    def register_commands(
+        self, cli: click.Group, builtin: Sequence[ModuleType] = ()
+    ) -> dict[str, str]:
+        """Let every plugin add its commands to ``cli`` through the ``register_commands``
+        hook; ``builtin``: the command line's own command groups, registered here as
+        plugins and called before any entry-point plugin. Returns plugin name -> why it
+        added nothing or not all: an exception (the plugin is set aside, whatever it
+        added undone) or a command name already taken (the first command stays)."""
         self.load()
         with self._lock:
-            for name in BUILTIN_COMMAND_PLUGINS:
-                if self.pm.get_plugin(name) is None:
-                    self.pm.register(importlib.import_module(name), name=name)
-            impls = sorted(self.pm.hook.register_commands.get_hookimpls(),
-                           key=lambda i: i.plugin_name not in BUILTIN_COMMAND_PLUGINS)
-        failed: dict[str, str] = {}
-        for impl in impls:
-            before = dict(cli.commands)
-            try:
-                impl.function(cli=cli)
-            except Exception as exc:  # a broken plugin must not take the command line down
-                failed[impl.plugin_name] = f"{type(exc).__name__}: {exc}"
-            taken = [n for n, c in before.items() if cli.commands.get(n) is not c]
-            if taken:
-                cli.commands.update({n: before[n] for n in taken})
-                failed[impl.plugin_name] = f"command name {', '.join(taken)} is taken"
-        return failed
+            # pluggy calls the implementation registered last first
+            for module in reversed(builtin):
+                if self.pm.get_plugin(module.__name__) is None:
+                    self.pm.register(module, name=module.__name__)
+        codes = _impl_codes(self.pm.hook.register_commands)
+        before = dict(cli.commands)
+        refused: dict[str, str] = {}
+        add_command = cli.add_command
+
+        def guarded(cmd: click.Command, name: str | None = None) -> None:
+            name = name or cmd.name
+            if name in cli.commands:
+                refused[self.calling_plugin(codes)] = f"command name {name} is taken"
+                return
+            add_command(cmd, name)
+
+        def reset() -> None:
+            cli.commands.clear()
+            cli.commands.update(before)
+
+        cli.add_command = guarded  # type: ignore[method-assign]
+        try:
+            failed = self._call("register_commands", reset, cli=cli)
+        finally:
+            del cli.add_command
+        return {**refused, **failed}
 
     def _dist_of(self, plugin_name: str) -> tuple[str, str]:
         return self._dists.get(plugin_name, ("(registered in code)", ""))

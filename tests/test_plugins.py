@@ -198,7 +198,9 @@ def test_hook_register_commands() -> None:
     for module in (good, clash, broken):
         registry.register_plugin(module, name=module.__name__)
     group = click.Group("fishpredict")
-    failed = registry.register_commands(group)
+    from fishpredict.cli import bench, cluster, experiment, perf, soak
+
+    failed = registry.register_commands(group, (perf, cluster, bench, experiment, soak))
     assert list(group.commands)[:5] == ["perf", "cluster", "bench", "experiment", "soak"]
     assert group.commands["hello"] is hello
     assert group.commands["bench"].callback is not None  # the built-in bench stayed
@@ -378,3 +380,39 @@ def test_backend_attributes_are_documented(attribute: str) -> None:
 def test_backend_methods_are_documented_with_their_signature(method: str) -> None:
     line = signature_line(getattr(Backend, method))
     assert line in DOCS.read_text("utf-8"), f"docs/plugins.md lacks `{line}`"
+
+
+def test_hooks_are_called_through_pluggy_so_wrappers_see_them() -> None:
+    """A wrapper implementation wraps the one call of each hook: the registry calls
+    ``pm.hook.register_backends(...)``, not each implementation's function."""
+    seen: list[str] = []
+    wrapper = types.ModuleType("tracing_plugin")
+
+    @hookimpl(wrapper=True)
+    def register_backends(register: object) -> object:
+        seen.append("before")
+        result = yield
+        seen.append("after")
+        return result
+
+    wrapper.register_backends = register_backends  # type: ignore[attr-defined]
+    registry = Registry()
+    registry.register_plugin(plugin_module("first_plugin", Dummy()), name="first")
+    registry.register_plugin(wrapper, name="tracing")
+    assert "dummy" in [b.name for b in registry.backends()]
+    assert seen == ["before", "after"]
+
+
+def test_a_plugin_that_raises_while_registering_is_set_aside() -> None:
+    broken = types.ModuleType("broken_plugin")
+
+    @hookimpl
+    def register_backends(register: object) -> None:
+        raise RuntimeError("cannot register today")
+
+    broken.register_backends = register_backends  # type: ignore[attr-defined]
+    registry = Registry()
+    registry.register_plugin(plugin_module("first_plugin", Dummy()), name="first")
+    registry.register_plugin(broken, name="broken")
+    assert ("dummy", "first") in [(b.name, b.plugin) for b in registry.backends()]
+    assert registry.broken["broken"] == "RuntimeError: cannot register today"

@@ -25,11 +25,15 @@ def blocks(lang: str) -> list[str]:
 
 def test_opens_with_the_two_fresh_machine_commands() -> None:
     first, second = blocks("sh")[:2]
-    assert first.strip() == 'pip install -e ".[all]" && fishpredict serve'
+    assert first.strip() == (
+        'python3 -m venv .venv && .venv/bin/pip install -e ".[all]" && .venv/bin/fishpredict serve'
+    )
     assert second.strip() == "bash .ci/run"
     ci = (README.parent / ".ci" / "run").read_text("utf-8")
-    assert 'pip install -q --disable-pip-version-check -e ".[test]"' in ci
-    assert "pytest" in ci
+    # the same virtual environment, then the suite in it
+    assert "python3 -m venv .venv" in ci and 'py=.venv/bin/python' in ci
+    assert '"$py" -m pip install -q --disable-pip-version-check -e ".[test]"' in ci
+    assert '"$py" -m pytest' in ci and "lint-imports" in ci
 
 
 def test_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

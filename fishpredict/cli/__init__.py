@@ -4,8 +4,8 @@ The core commands live here: ``train``, ``serve``, ``backends``, ``data``,
 ``evaluate``, ``predict`` and ``models``. The other groups (``perf``,
 ``cluster``, ``bench``, ``experiment``, ``soak``) are added through the
 ``register_commands(cli)`` hook, the way a third-party plugin adds its own
-(:data:`fishpredict.plugins.BUILTIN_COMMAND_PLUGINS`). Shared options and types
-are in :mod:`fishpredict.cli.options`; how errors end (one line, a non-zero
+(the ``builtin`` of :meth:`fishpredict.plugins.Registry.register_commands`).
+Shared options and types are in :mod:`fishpredict.cli.options`; how errors end (one line, a non-zero
 exit) in :mod:`fishpredict.cli.group`.
 
 Every command imports what it needs when it runs, so ``fishpredict --help``,

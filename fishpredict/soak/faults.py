@@ -5,7 +5,7 @@ headers or a chunk size of ``zz``; a hostile one can. :func:`exchange` writes
 raw bytes to a server and reads back whatever comes, parsed strictly by
 llhttp (``httptools``): every complete response, whether the server closed
 or reset the connection, and whether it went silent (a hang).
-:func:`catalogue` lists the hostile requests tests/test_hostile.py sends to
+:func:`catalogue` lists the hostile requests tests/server/test_hostile.py sends to
 every backend; :func:`problems` says what is wrong with an answer (a 5xx, a
 traceback, a version banner, a hang, a smuggled request).
 :func:`configured_server` starts a real server with any ServeConfig, including

@@ -17,7 +17,7 @@ from fishpredict.app.service import route_names
 
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "docker" / "k8s"
 #: the oldest Kubernetes the manifests promise to work on, and the newest schema shipped
 VERSIONS = ("1.27.0", kubernetes_validate.latest_version())
@@ -146,7 +146,7 @@ def test_image_is_the_one_compose_builds() -> None:
 # ---- KServe: a ServingRuntime and an InferenceService (docker/k8s/kserve/) -------------
 
 KSERVE = K8S / "kserve"
-SCHEMAS = ROOT / "tests" / "data" / "kserve"
+SCHEMAS = Path(__file__).with_name("data") / "kserve"
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 

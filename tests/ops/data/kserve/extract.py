@@ -1,10 +1,10 @@
-"""Write KServe's CRD schemas as the JSON Schemas tests/test_k8s.py validates against.
+"""Write KServe's CRD schemas as the JSON Schemas tests/ops/test_k8s.py validates against.
 
 The schemas are the ``openAPIV3Schema`` of KServe's own CRDs
 (``config/crd/full/`` of github.com/kserve/kserve), descriptions dropped,
 gzipped. Run from a KServe checkout to refresh them:
 
-    python tests/data/kserve/extract.py /path/to/kserve COMMIT
+    python tests/ops/data/kserve/extract.py /path/to/kserve COMMIT
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The socket backend over real loopback sockets: HTTP/1.1 behaviour, limits, hostile
-input, graceful drain. (The HTTP contract itself is checked by tests/test_contract.py.)
+input, graceful drain. (The HTTP contract itself is checked by tests/backends/test_contract.py.)
 
 Most tests run the backend in-process, in a background thread with its own event
 loop (uvloop and plain asyncio both), so limits and timeouts can be set small.
@@ -581,8 +581,7 @@ class FakeTransport:
 
 
 def _protocol(service: Service) -> tuple[Any, FakeTransport]:
-    from fishpredict_backends.socket_protocol import HttpProtocol
-    from fishpredict_backends.socket_server import ServerState
+    from fishpredict_backends.socket_http import HttpProtocol, ServerState
 
     state = ServerState(service, asyncio.get_running_loop())
     protocol = HttpProtocol(state)
@@ -615,7 +614,7 @@ def test_reading_pauses_while_the_write_buffer_is_full(predictor: Predictor) -> 
 
 
 def test_reading_pauses_when_too_many_answers_wait(predictor: Predictor) -> None:
-    from fishpredict_backends.socket_connection import MAX_PIPELINE
+    from fishpredict_backends.socket_http import MAX_PIPELINE
 
     async def scenario() -> None:
         service = SlowService(predictor, ServeConfig())

@@ -1,5 +1,5 @@
 """docker/: the images, the nginx config and the compose files, checked without
-running a container (tests/test_containers.py builds and runs them):
+running a container (tests/ops/test_containers.py builds and runs them):
 Dockerfiles are parsed, compose files are rendered by a real Compose
 implementation (``podman-compose config``, over Debian's podman) and validated
 against the compose-spec JSON schema (check-jsonschema's built-in
@@ -31,7 +31,7 @@ from dockerfile_parse import DockerfileParser
 from fishpredict.ops import nginx as nginxconf
 from fishpredict.server.ports import free_port
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
 BACKENDS = ("starlette", "aiohttp", "socket")
 COMPOSE_FILES = {b: DOCKER / f"compose.{b}.yaml" for b in BACKENDS}

@@ -29,7 +29,7 @@ from fishpredict.plugins import list_backends
 from fishpredict.testing import ServerProcess, start_server
 from fishpredict.testing.transcript import exchanges
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SPEC: dict[str, Any] = json.loads(
     resources.files("fishpredict").joinpath("openapi.json").read_text("utf-8")
 )

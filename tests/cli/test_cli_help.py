@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from fishpredict.cli import cli
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 #: options renamed in the click rewrite: old -> new (README's "What changed")
 RENAMED = {"--out-json": "--json", "--out-csv": "--csv"}
 

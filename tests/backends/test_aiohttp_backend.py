@@ -1,7 +1,7 @@
 """The aiohttp backend over real sockets, in real ``fishpredict serve`` processes.
 
 Only what is specific to an adapter (see :class:`fishpredict.testing.adapter.AdapterSuite`);
-the HTTP contract itself is the shared contract suite's job (tests/test_contract.py).
+the HTTP contract itself is the shared contract suite's job (tests/backends/test_contract.py).
 """
 
 from __future__ import annotations

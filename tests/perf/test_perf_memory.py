@@ -1,5 +1,5 @@
 """Part e of perf scaling: reading a real server's memory (the suite itself runs in
-tests/test_perf_scaling.py)."""
+tests/perf/test_perf_scaling.py)."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ a timeout; and after every example the server is alive and answers
 
 Bounded: ``FISHPREDICT_FUZZ_EXAMPLES`` examples per test (default 150; set it
 higher for a longer run), derandomized when ``CI=true``. The same variable sets
-the schemathesis depth in tests/test_openapi.py.
+the schemathesis depth in tests/app/test_openapi.py.
 """
 
 from __future__ import annotations

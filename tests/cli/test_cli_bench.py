@@ -1,5 +1,5 @@
 """``fishpredict bench`` options (fishpredict/cli/bench.py) into a BenchConfig, and a
-short real run in each request protocol. tests/test_bench_cli.py has the outputs and
+short real run in each request protocol. tests/bench/test_bench_cli.py has the outputs and
 the one-line errors."""
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """``fishpredict cluster up`` options (fishpredict/cli/cluster.py) into a ClusterConfig:
 --models [NAME=]PATH (repeatable, made absolute for the replicas) and --trust reach
 every replica's ``serve`` command line; --containers' options and errors that need no
-engine. tests/test_cluster.py runs real clusters, tests/test_containers.py container ones."""
+engine. tests/ops/test_cluster.py runs real clusters, tests/ops/test_containers.py
+container ones."""
 
 from __future__ import annotations
 
@@ -118,7 +119,7 @@ def test_images_are_built_from_a_checkout_or_not_at_all(tmp_path: Path) -> None:
     from fishpredict.errors import ClusterError
     from fishpredict.ops.engine import Engine, source_dir
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     assert source_dir() == root == source_dir(root)
     with pytest.raises(ClusterError, match=r"no docker/Dockerfile in .*pass --source DIR"):
         source_dir(tmp_path)

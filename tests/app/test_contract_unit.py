@@ -1,6 +1,6 @@
 """fishpredict/app/service.py and fishpredict/app/codec.py through ``Service.handle``: no sockets.
 
-The wire-level suite (tests/test_contract.py) checks the same contract through
+The wire-level suite (tests/backends/test_contract.py) checks the same contract through
 every backend; these tests pin the Service itself, including states a live
 server rarely shows (not ready, draining, reload failures, internal errors).
 """

@@ -41,7 +41,7 @@ from fishpredict.server.ports import free_port
 pytestmark = [pytest.mark.containers, pytest.mark.xdist_group("containers"),
               pytest.mark.timeout(900)]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
 BACKENDS = ("socket", "starlette", "aiohttp")
 BENCH_SECONDS = 5
