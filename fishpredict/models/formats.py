@@ -149,7 +149,7 @@ def _load_onnx(path: Path, blob: bytes) -> Any:
     return OnnxModel.from_bytes(blob, str(path))
 
 
-def load_file(
+def read_model_file(
     path: str | os.PathLike[str], expected_sha256: str | None = None, *, trust: bool = False
 ) -> ModelFile:
     """Read one model file in any supported format, checked before it is loaded.

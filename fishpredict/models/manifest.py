@@ -153,7 +153,7 @@ def add_model(
     """
     src = Path(file)
     directory = Path(to)
-    loaded = formats.load_file(src, None, trust=trust)
+    loaded = formats.read_model_file(src, None, trust=trust)
     model_name = name or src.stem
     directory.mkdir(parents=True, exist_ok=True)
     entries = read_manifest(directory) if has_manifest(directory) else []

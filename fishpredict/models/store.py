@@ -99,7 +99,7 @@ def load_file(
         hit = _cache.get(key)
         if hit is not None:
             return hit if hit.name == name else replace(hit, info=replace(hit.info, name=name))
-        loaded = formats.load_file(path, sha256, trust=trust)
+        loaded = formats.read_model_file(path, sha256, trust=trust)
         load_count += 1
         model = build(
             loaded.estimator, name, sha256=loaded.sha256, source=str(path),
@@ -164,7 +164,7 @@ def reread(model: LoadedModel) -> LoadedModel:
     """``model`` with its estimator deserialised again (the seed's per-request load)."""
     global load_count
     if model.path:
-        loaded = formats.load_file(model.path, model.info.sha256, trust=True)
+        loaded = formats.read_model_file(model.path, model.info.sha256, trust=True)
         est = loaded.estimator
     else:
         import io

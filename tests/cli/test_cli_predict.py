@@ -1,6 +1,6 @@
 """``fishpredict serve --models NAME=PATH`` with a user's own models, and
 ``fishpredict predict --url --model`` reading their columns by header name
-(fishpredict/cli/serve.py, predict.py, tablepredict.py), on a real server."""
+(fishpredict/cli/serve.py, cli/predict.py, bulk/tables.py), on a real server."""
 
 from __future__ import annotations
 
