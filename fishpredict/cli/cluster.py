@@ -19,7 +19,7 @@ from fishpredict.cli.options import (
     trust_option,
     write_json,
 )
-from fishpredict.errors import ConfigError
+from fishpredict.errors import ClusterError, ConfigError
 from fishpredict.hookspecs import hookimpl
 
 _RUN_DIR_HELP = "where the state, logs and nginx config live (default: ./.fishpredict-cluster)"
@@ -42,15 +42,26 @@ def register_commands(cli: click.Group) -> None:
     cli.add_command(cluster)
 
 
-def _cluster(run_dir: str | None, **options: Any) -> Any:
+def _cluster(run_dir: str | None, containers: bool | None = None, **options: Any) -> Any:
+    """The cluster in ``run_dir``: in containers if asked for (``containers=True``) or,
+    when not said (None), if the run directory holds a container cluster."""
     from pathlib import Path
 
     try:
         from fishpredict.ops.cluster import DEFAULT_RUN_DIR, Cluster, ClusterConfig
+        from fishpredict.ops.containers import ContainerCluster, ContainerConfig, has_containers
     except ImportError as exc:
         raise ConfigError(f"fishpredict cluster needs {exc.name}: "
                           "pip install 'fishpredict[serve,bench]'") from None
-    return Cluster(ClusterConfig(run_dir=Path(run_dir or DEFAULT_RUN_DIR), **options))
+    path = Path(run_dir or DEFAULT_RUN_DIR)
+    if containers is None:
+        containers = has_containers(path)
+    elif not containers and has_containers(path):
+        raise ClusterError(f"a container cluster is up in {path.resolve()}; stop it with: "
+                           f"fishpredict cluster down --run-dir {path}")
+    if containers:
+        return ContainerCluster(ContainerConfig(run_dir=path, **options))
+    return Cluster(ClusterConfig(run_dir=path, **options))
 
 
 @cluster.command()
@@ -72,17 +83,42 @@ def _cluster(run_dir: str | None, **options: Any) -> Any:
               help="nginx binary (default: nginx on PATH, else /usr/sbin/nginx)")
 @click.option("--startup-timeout", type=SECONDS, default=60.0, show_default=True,
               help="seconds to wait for every process to be ready")
+@click.option("--containers", is_flag=True,
+              help="run the replicas and nginx in containers built from docker/'s files")
+@click.option("--engine", type=click.Choice(["docker", "podman"]), default=None,
+              help="with --containers: the engine (default: docker if its daemon "
+                   "answers, else podman)")
+@click.option("--build", is_flag=True,
+              help="with --containers: rebuild the images even if they exist")
+@click.option("--source", default=None, metavar="DIR", type=click.Path(file_okay=False),
+              help="with --containers: the fishpredict checkout to build the images from "
+                   "(default: the one installed, else the current directory)")
 def up(backend: str, replicas: int, port: int, host: str, workers_per_replica: int,
        models: tuple[tuple[str | None, str], ...], trust: bool, fast_path: bool,
-       run_dir: str | None, nginx: str | None, startup_timeout: float) -> int:
+       run_dir: str | None, nginx: str | None, startup_timeout: float, containers: bool,
+       engine: str | None, build: bool, source: str | None) -> int:
     """Start the replicas and nginx, wait until ready, return."""
     serve_args = tuple(model_args(models)) + (("--trust",) if trust else ())
-    c = _cluster(run_dir, backend=backend, replicas=replicas, port=port, host=host,
-                 workers_per_replica=workers_per_replica, fast_path=fast_path, nginx=nginx,
-                 startup_timeout=startup_timeout, serve_args=serve_args)
+    options: dict[str, Any] = dict(
+        backend=backend, replicas=replicas, port=port, host=host,
+        workers_per_replica=workers_per_replica, fast_path=fast_path,
+        startup_timeout=startup_timeout, serve_args=serve_args)
+    if containers:
+        if nginx is not None:
+            raise click.UsageError("--nginx names the host's nginx; with --containers "
+                                   "nginx runs in its image")
+        options.update(engine=engine, build=build, source=source)
+    else:
+        given = [name for name, value in (("--engine", engine), ("--build", build),
+                                          ("--source", source)) if value]
+        if given:
+            raise click.UsageError(f"{given[0]} needs --containers")
+        options.update(nginx=nginx)
+    c = _cluster(run_dir, containers, **options)
     url = c.up()
+    where = f" in {c.engine.name} containers" if containers else ""
     click.echo(f"fishpredict: cluster of {replicas} {backend} replica"
-               f"{'s' if replicas > 1 else ''} behind nginx on {url} "
+               f"{'s' if replicas > 1 else ''}{where} behind nginx on {url} "
                f"(run dir {c.run_dir})")
     return 0
 

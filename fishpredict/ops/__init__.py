@@ -1,1 +1,2 @@
-"""Operations: replicas behind a real nginx, the processes they run as, virtual environments."""
+"""Operations: replicas behind a real nginx (as processes or in containers), the
+processes they run as, virtual environments."""

@@ -31,6 +31,11 @@ MAIN_TEMPLATE = "nginx-main.conf.template"
 #: a failed connection or 502/503 takes a replica out of rotation for FAIL_TIMEOUT
 MAX_FAILS = 1
 FAIL_TIMEOUT = "2s"
+#: every replica is listed a second time as a ``backup`` that is never taken out
+#: (max_fails=0): while all are out of rotation (at start-up, before any replica
+#: answers) nginx still tries them, so the first replica ready serves at once
+#: instead of after FAIL_TIMEOUT of "no live upstreams" 502s
+BACKUP_MAX_FAILS = 0
 
 #: the replicas the seed's docker setup ran (``docker run --link ml-1 --link ml-2``)
 DOCKER_UPSTREAMS = ("ml-1:8080", "ml-2:8080")
@@ -46,8 +51,11 @@ class Upstream:
     address: str
     max_fails: int = MAX_FAILS
     fail_timeout: str = FAIL_TIMEOUT
+    backup: bool = False
 
     def line(self) -> str:
+        if self.backup:
+            return f"    server {self.address} backup max_fails={BACKUP_MAX_FAILS};"
         return (
             f"    server {self.address} max_fails={self.max_fails} "
             f"fail_timeout={self.fail_timeout};"
@@ -105,9 +113,10 @@ def fill(template: str, values: Mapping[str, str]) -> str:
 def render_site(upstreams: Iterable[str | Upstream], listen: str) -> str:
     """The load-balancing configuration (http context): upstream + server.
 
-    ``upstreams`` are ``host:port`` strings (or :class:`Upstream`);
-    ``listen`` is what nginx's ``listen`` takes, e.g. ``"80"`` or
-    ``"127.0.0.1:8070"``.
+    ``upstreams`` are ``host:port`` strings (or :class:`Upstream`), each
+    followed in the pool by its never-failing ``backup`` twin (see
+    :data:`BACKUP_MAX_FAILS`); ``listen`` is what nginx's ``listen`` takes,
+    e.g. ``"80"`` or ``"127.0.0.1:8070"``.
     """
     servers = [u if isinstance(u, Upstream) else Upstream(u) for u in upstreams]
     if not servers:
@@ -115,6 +124,7 @@ def render_site(upstreams: Iterable[str | Upstream], listen: str) -> str:
     for s in servers:
         if not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+:\d{1,5}", s.address):
             raise ConfigError(f"upstream address must be host:port, got {s.address!r}")
+    servers += [Upstream(s.address, backup=True) for s in servers if not s.backup]
     return fill(
         template_text(SITE_TEMPLATE),
         {"upstream_servers": "\n".join(s.line() for s in servers), "listen": listen},

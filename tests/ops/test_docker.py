@@ -1,11 +1,12 @@
 """docker/: the images, the nginx config and the compose files, checked without
-running a container (podman cannot set rlimits or cgroups on these machines):
+running a container (tests/ops/test_containers.py builds and runs them):
 Dockerfiles are parsed, compose files are rendered by a real Compose
 implementation (``podman-compose config``, over Debian's podman) and validated
 against the compose-spec JSON schema (check-jsonschema's built-in
 ``vendor.compose-spec``), the nginx config must equal its template's rendering
-and pass ``nginx -t``, and the health-check one-liners are run against a real
-``fishpredict serve``.
+and pass ``nginx -t``, the health-check one-liners are run against a real
+``fishpredict serve``, and the host's nginx shows what the backup upstream lines
+do for a replica that starts after nginx.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 import tomllib
 from collections.abc import Iterator
 from importlib import resources
@@ -27,6 +29,7 @@ import yaml
 from dockerfile_parse import DockerfileParser
 
 from fishpredict.ops import nginx as nginxconf
+from fishpredict.server.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
@@ -66,10 +69,12 @@ def compose(backend: str) -> dict[str, Any]:
     return data
 
 
-def upstream_servers(conf: str) -> list[str]:
+def upstream_servers(conf: str, backup: bool = False) -> list[str]:
+    """The primary (or the ``backup``) servers of the ml_servers upstream."""
     block = re.search(r"upstream ml_servers \{(.*?)\}", conf, re.S)
     assert block, "no ml_servers upstream"
-    return re.findall(r"^\s*server\s+(\S+)", block.group(1), re.M)
+    lines = re.findall(r"^\s*server\s+(\S+)([^;]*);", block.group(1), re.M)
+    return [addr for addr, params in lines if ("backup" in params.split()) == backup]
 
 
 # ---- the model-server image -------------------------------------------------------------
@@ -211,6 +216,78 @@ def test_docker_default_conf_passes_nginx_t(tmp_path: Path) -> None:
     nginxconf.check_config(nginx, conf, tmp_path)
 
 
+def test_every_replica_has_a_never_failing_backup_twin() -> None:
+    site = nginxconf.render_site(["127.0.0.1:1", "127.0.0.1:2"], "80")
+    assert upstream_servers(site) == upstream_servers(site, backup=True) == [
+        "127.0.0.1:1", "127.0.0.1:2"]
+    assert "    server 127.0.0.1:1 backup max_fails=0;" in site.splitlines()
+    assert "proxy_next_upstream_tries 0;" in site  # each peer once, within the timeout
+
+
+def _first_status_once_a_replica_listens(tmp_path: Path, site: str, ports: list[int],
+                                         listen: int) -> tuple[list[int], int]:
+    """Run nginx with ``site``; ask it while no replica listens (so it marks them all
+    failed), start a real replica on ``ports[0]``, and ask once more: the statuses."""
+    from fishpredict.ops.health import probe
+    from fishpredict.server.ports import wait_for_port
+
+    nginx = nginxconf.find_nginx()
+    for d in nginxconf.temp_dirs(tmp_path):
+        d.parent.mkdir(parents=True, exist_ok=True)
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(nginxconf.render_main(site, tmp_path, worker_processes="1"))
+    argv = [nginx, "-p", str(tmp_path), "-c", str(conf)]
+    if nginxconf.has_error_log_flag(nginx):
+        argv += ["-e", str(tmp_path / "error.log")]
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        procs.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        wait_for_port(listen, 10, procs[0])
+        before = [int(probe("127.0.0.1", listen).split("(")[-1].rstrip(")")) for _ in range(5)]
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "fishpredict", "serve", "--port", str(ports[0])],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        wait_for_port(ports[0], 60, procs[1])
+        deadline = time.monotonic() + 60
+        while probe("127.0.0.1", ports[0]) != "ready":
+            assert time.monotonic() < deadline and procs[1].poll() is None
+            time.sleep(0.05)
+        after = probe("127.0.0.1", listen)
+        return before, 200 if after == "ready" else int(after.split("(")[-1].rstrip(")"))
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.mark.nginx
+def test_a_replica_that_starts_late_is_served_at_once(tmp_path: Path) -> None:
+    """While no replica answers, nginx marks every one failed for fail_timeout and
+    answers 502 "no live upstreams" without trying them, even once one is ready: at
+    start-up (podman-compose starts nginx with the replicas) that is a storm of 502s.
+    The backup twins, never marked failed, are still tried: the first request after a
+    replica is ready gets its answer. Without them (the control) it does not."""
+    if nginxconf.nginx_path() is None:
+        pytest.skip("nginx is not installed (apt-get install nginx-light)")
+    for variant, expected in (("control", 502), ("shipped", 200)):
+        ports = [free_port() for _ in range(3)]
+        site = nginxconf.render_site([f"127.0.0.1:{p}" for p in ports[:2]],
+                                     f"127.0.0.1:{ports[2]}")
+        # a fail_timeout longer than the replica's start makes the outcome certain
+        site = site.replace("fail_timeout=2s", "fail_timeout=60s")
+        if variant == "control":
+            site = "\n".join(ln for ln in site.splitlines() if " backup " not in ln)
+        (tmp_path / variant).mkdir()
+        before, first = _first_status_once_a_replica_listens(tmp_path / variant, site,
+                                                              ports[:2], ports[2])
+        assert before == [502] * 5, variant
+        assert first == expected, f"{variant}: the first answer once a replica is ready"
+
+
 # ---- compose files ----------------------------------------------------------------------------
 
 
@@ -270,6 +347,8 @@ def test_nginx_upstreams_are_the_compose_services(backend: str) -> None:
         if name.startswith("ml-")
     )
     assert sorted(upstream_servers(conf)) == expected
+    # each replica again as a backup that is never taken out: start-up is not fatal
+    assert sorted(upstream_servers(conf, backup=True)) == expected
     listen = re.search(r"^\s*listen\s+(\d+);", conf, re.M)
     assert listen and services["nginx"]["ports"][0].rsplit(":", 1)[1] == listen.group(1)
 
