@@ -37,7 +37,7 @@ from fishpredict.ops import nginx as nginxconf
 from fishpredict.ops.health import ClusterStatus, ProcessStatus, check_port_free, probe
 from fishpredict.ops.nginx import find_nginx
 from fishpredict.ops.procs import ProcessRecord, live_process, signal_record, start_time, stop
-from fishpredict.ops.state import ClusterState, RunDir, log_tail
+from fishpredict.ops.state import ClusterState, RunDir, check_shape, log_tail
 
 DEFAULT_RUN_DIR = ".fishpredict-cluster"
 NGINX_CONF = "nginx.conf"
@@ -68,14 +68,7 @@ class ClusterConfig:
     stop_timeout: float = 15.0
 
     def __post_init__(self) -> None:
-        if self.replicas < 1:
-            raise ConfigError(f"replicas must be at least 1, got {self.replicas}")
-        if self.workers_per_replica < 1:
-            raise ConfigError(
-                f"workers per replica must be at least 1, got {self.workers_per_replica}"
-            )
-        if not 1 <= self.port <= 65535:
-            raise ConfigError(f"port must be 1..65535, got {self.port}")
+        check_shape(self.replicas, self.workers_per_replica, self.port)
 
 
 class Cluster:

@@ -30,7 +30,7 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import urlsplit
 
-from fishpredict.errors import ClusterError, ConfigError
+from fishpredict.errors import ClusterError
 from fishpredict.ops import nginx as nginxconf
 from fishpredict.ops.containerstate import (
     STATE_FILE,
@@ -41,7 +41,7 @@ from fishpredict.ops.containerstate import (
 )
 from fishpredict.ops.engine import NGINX_IMAGE, SERVER_IMAGE, Engine, ensure_images, last_words
 from fishpredict.ops.health import ClusterStatus, ProcessStatus, check_port_free, probe
-from fishpredict.ops.state import RunDir
+from fishpredict.ops.state import RunDir, check_shape
 
 SITE_CONF = "nginx-site.conf"
 LABEL = "org.fishpredict.cluster"
@@ -72,14 +72,7 @@ class ContainerConfig:
     stop_timeout: float = 15.0
 
     def __post_init__(self) -> None:
-        if self.replicas < 1:
-            raise ConfigError(f"replicas must be at least 1, got {self.replicas}")
-        if self.workers_per_replica < 1:
-            raise ConfigError(
-                f"workers per replica must be at least 1, got {self.workers_per_replica}"
-            )
-        if not 1 <= self.port <= 65535:
-            raise ConfigError(f"port must be 1..65535, got {self.port}")
+        check_shape(self.replicas, self.workers_per_replica, self.port)
 
 
 def has_containers(run_dir: str | Path) -> bool:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fishpredict.errors import ClusterError
+from fishpredict.ops.state import nth_replica
 
 STATE_FILE = "containers.json"
 STATE_VERSION = 1
@@ -44,10 +45,7 @@ class ContainerState:
         return ([self.nginx] if self.nginx else []) + self.replicas
 
     def replica(self, index: int) -> Container:
-        if not 0 <= index < len(self.replicas):
-            count = len(self.replicas)
-            raise ClusterError(f"no replica {index}: the cluster has {count} (0..{count - 1})")
-        return self.replicas[index]
+        return nth_replica(self.replicas, index)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

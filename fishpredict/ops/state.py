@@ -14,17 +14,37 @@ import contextlib
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from fishpredict.errors import ClusterError
+from fishpredict.errors import ClusterError, ConfigError
 from fishpredict.ops.procs import ProcessRecord
 
 STATE_FILE = "cluster.json"
 LOCK_FILE = "cluster.lock"
 STATE_VERSION = 1
+
+T = TypeVar("T")
+
+
+def check_shape(replicas: int, workers_per_replica: int, port: int) -> None:
+    """What every cluster is: at least one replica of at least one worker, behind a port."""
+    if replicas < 1:
+        raise ConfigError(f"replicas must be at least 1, got {replicas}")
+    if workers_per_replica < 1:
+        raise ConfigError(f"workers per replica must be at least 1, got {workers_per_replica}")
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"port must be 1..65535, got {port}")
+
+
+def nth_replica(replicas: Sequence[T], index: int) -> T:
+    """Replica ``index`` (0-based), or a ClusterError that says which there are."""
+    if not 0 <= index < len(replicas):
+        count = len(replicas)
+        raise ClusterError(f"no replica {index}: the cluster has {count} (0..{count - 1})")
+    return replicas[index]
 
 
 @dataclass
@@ -45,10 +65,7 @@ class ClusterState:
         return ([self.nginx] if self.nginx else []) + self.replicas
 
     def replica(self, index: int) -> ProcessRecord:
-        if not 0 <= index < len(self.replicas):
-            count = len(self.replicas)
-            raise ClusterError(f"no replica {index}: the cluster has {count} (0..{count - 1})")
-        return self.replicas[index]
+        return nth_replica(self.replicas, index)
 
     def to_json(self) -> dict[str, Any]:
         return {
