@@ -279,6 +279,9 @@ class Service:
             return exc.response if render is error else _plain(exc.response)
         if isinstance(exc, FishpredictError):
             status = exc.status if exc.status < 500 else 500
+            if status == 500:  # the model's own failure: logged once, with its traceback
+                log.error("%s (%s %s)", exc.message, request.method, route.path,
+                          exc_info=exc.__cause__ or exc)
             return render(status, exc.code, exc.message, ())
         log.exception("unexpected error on %s %s", request.method, route.path)
         return render(500, "internal_error", "internal server error", ())

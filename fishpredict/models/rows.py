@@ -254,7 +254,8 @@ def _frame(sig: Signature, rows: list[list[Any]] | FloatArray) -> Any:
                         f"{_where(sig, i, j)}: unknown category {_show(v)} "
                         f"(known: {known}{more})"
                     )
-            columns[f.name] = np.array(cells, dtype=object)
+            columns[f.name] = np.array(cells, dtype=object) if f.levels is None else \
+                pd.Categorical(cells, categories=list(f.levels))
     return pd.DataFrame(columns, copy=False)
 
 
