@@ -48,9 +48,9 @@ PROBA_ATOL: Final = 1e-12
 #: magnitudes of the edge rows: float64 overflow after any scaling, float32's edge and
 #: beyond, squares that overflow, and large but harmless values
 EDGE_VALUES: Final = (1e308, -1e308, 3.5e38, -3.5e38, float(np.finfo(np.float32).max),
-                      1e155, -1e155, 1e30)
+                      1e155, 1e30)
 #: features that get edge values one at a time (a sample beyond)
-EDGE_FEATURES: Final = 32
+EDGE_FEATURES: Final = 4
 
 
 def _to_raw(estimator: Any, Z: FloatArray) -> FloatArray:
