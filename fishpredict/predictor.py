@@ -34,7 +34,7 @@ from fishpredict.models.loaded import LoadedModel, ModelInfo
 from fishpredict.models.signature import Signature
 from fishpredict.models.store import Source, load_source, reread, sources_of
 
-__all__ = ["Predictor", "check_value", "clear_cache"]
+__all__ = ["Predictor", "check_value", "clear_cache", "models_version"]
 
 _INF: Final = float("inf")
 
@@ -57,6 +57,14 @@ def check_value(name: str, value: Any) -> float:
     if -_INF < x < _INF:
         return x
     raise InvalidInputError(f"{name} must be finite, got {value!r}")
+
+
+def models_version(models: Iterable[LoadedModel]) -> str:
+    """A digest of the models' names and sha256s: equal versions serve the same models."""
+    import hashlib
+
+    text = "\n".join(sorted(f"{m.name}={m.info.sha256}" for m in models))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def clear_cache() -> None:
@@ -155,17 +163,32 @@ class Predictor:
         is swapped, the old models keep serving, the error is kept in
         ``last_reload_error`` and re-raised.
         """
+        return self.install(self.prepare())
+
+    def prepare(self) -> list[LoadedModel]:
+        """The models the sources hold now, loaded but not serving (the first half of a
+        reload; :meth:`install` is the second). A failure is kept in
+        ``last_reload_error`` and re-raised; nothing changes."""
         if not self.sources:
-            return []
-        before = {m.name: (m.info.sha256, m.path) for m in self._table.values()}
+            return list(self._table.values())
         try:
             models = self._load_all()
         except ModelLoadError as exc:
             self.last_reload_error = str(exc)
             raise
+        return models
+
+    def install(self, models: list[LoadedModel]) -> list[str]:
+        """Serve ``models`` (from :meth:`prepare`) from now on; the names that changed."""
+        before = {m.name: (m.info.sha256, m.path) for m in self._table.values()}
         self.last_reload_error = None
         self._install(models)
         return [m.name for m in models if before.get(m.name) != (m.info.sha256, m.path)]
+
+    @property
+    def version(self) -> str:
+        """What this predictor serves, in 16 hex digits (:func:`models_version`)."""
+        return models_version(self._table.values())
 
     # -- lookup --
 

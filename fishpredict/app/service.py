@@ -24,7 +24,7 @@ from http import HTTPStatus
 from importlib import resources
 from typing import TYPE_CHECKING, Final
 
-from fishpredict.app import codec
+from fishpredict.app import codec, reloading
 from fishpredict.app.batching import MicroBatcher
 from fishpredict.app.config import ServeConfig
 from fishpredict.app.messages import Answer, Headers, Job, Request, Response, error, plain_error
@@ -32,7 +32,7 @@ from fishpredict.app.metrics import Metrics
 from fishpredict.app.protocols import all_routes
 from fishpredict.app.protocols.served_spec import tailor
 from fishpredict.app.routes import Route, RouteTable
-from fishpredict.errors import FishpredictError, ModelLoadError, Reply
+from fishpredict.errors import FishpredictError, Reply
 
 if TYPE_CHECKING:
     from fishpredict.app.batching import MicroBatcher
@@ -78,6 +78,9 @@ class Service:
         #: per-route caches the protocol modules keep (encoded labels, answer parts)
         self.memo: dict[object, object] = {}
         self.table = RouteTable(_routes())
+        #: set by a supervised worker (fishpredict.server.reload): a reload every worker
+        #: makes together, answered with the 200 or the 409 of all of them
+        self.cluster_reload: Callable[[], Response] | None = None
         if predictor is not None:
             self.set_predictor(predictor)
 
@@ -314,24 +317,11 @@ class Service:
         return self.spec
 
     def reload(self) -> Response:
-        """Reload models from disk (also on SIGHUP); the old ones keep serving on failure."""
-        predictor = self.require_predictor()
-        try:
-            changed = predictor.reload()
-        except ModelLoadError as exc:
-            log.error("model reload refused: %s", exc)
-            if self.metrics is not None:
-                self.metrics.model_loads.labels("refused").inc()
-            return error(409, "reload_failed", f"reload refused, old models keep serving: {exc}")
-        self.memo.clear()
-        self.spec = None
-        if self.metrics is not None:
-            self.metrics.model_loads.labels("ok").inc(len(changed))
-            self.metrics.models_loaded.set(len(predictor.models()))
-        log.info("models reloaded: %s", ", ".join(changed) or "no change")
-        return Response(
-            200, codec.dumps({"reloaded": changed, "models": [m.name for m in predictor.models()]})
-        )
+        """Reload models from disk (also on SIGHUP); the old ones keep serving on failure.
+        With several workers every one of them swaps, or none (``cluster_reload``)."""
+        if self.cluster_reload is not None:
+            return self.cluster_reload()
+        return reloading.reload_here(self)
 
 
 LoadedModelName = tuple[str, int] | None
