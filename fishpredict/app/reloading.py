@@ -31,19 +31,36 @@ if TYPE_CHECKING:
 log = logging.getLogger("fishpredict.server")
 
 
-def prepare(service: Service) -> tuple[list[LoadedModel], str]:
+#: what a reload changes besides re-reading the sources: ``{"load": name}`` serves an
+#: unloaded model again, ``{"unload": name}`` stops serving one (the V2 repository
+#: extension); ``None`` or ``{}``: a plain reload
+Change = dict[str, str] | None
+
+
+def _names(change: Change) -> tuple[str | None, str | None]:
+    change = change or {}
+    return change.get("load"), change.get("unload")
+
+
+def prepare(service: Service, change: Change = None) -> tuple[list[LoadedModel], str]:
     """The models the sources hold now and their version; :class:`ModelLoadError` if
-    any fails (nothing changes)."""
+    any fails, or the change cannot be made (nothing changes). An unload re-reads
+    nothing."""
     from fishpredict.predictor import models_version
 
-    models = service.require_predictor().prepare()
+    predictor = service.require_predictor()
+    load, unload = _names(change)
+    models = [m for m, _ in predictor.repository()] if unload is not None \
+        else predictor.prepare()
+    predictor.check_change(models, load=load, unload=unload)
     return models, models_version(models)
 
 
-def install(service: Service, models: list[LoadedModel]) -> list[str]:
-    """Serve ``models`` from now on; the names that changed."""
+def install(service: Service, models: list[LoadedModel], change: Change = None) -> list[str]:
+    """Serve ``models`` from now on (with the change); the names that changed."""
     predictor = service.require_predictor()
-    changed = predictor.install(models)
+    load, unload = _names(change)
+    changed = predictor.install(models, load=load, unload=unload)
     service.memo.clear()
     service.spec = None
     if service.metrics is not None:
@@ -73,12 +90,12 @@ def answered(service: Service, changed: list[str], workers: list[dict[str, Any]]
     return Response(200, codec.dumps(doc))
 
 
-def reload_here(service: Service) -> Response:
+def reload_here(service: Service, change: Change = None) -> Response:
     """Reload this process's models (one worker, or a library caller's service)."""
     try:
-        models, _ = prepare(service)
+        models, _ = prepare(service, change)
     except ModelLoadError as exc:
         return refused(service, str(exc))
-    changed = install(service, models)
+    changed = install(service, models, change)
     version = service.require_predictor().version
     return answered(service, changed, [{"worker": 0, "pid": os.getpid(), "version": version}])

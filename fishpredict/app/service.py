@@ -80,7 +80,7 @@ class Service:
         self.table = RouteTable(_routes())
         #: set by a supervised worker (fishpredict.server.reload): a reload every worker
         #: makes together, answered with the 200 or the 409 of all of them
-        self.cluster_reload: Callable[[], Response] | None = None
+        self.cluster_reload: Callable[[reloading.Change], Response] | None = None
         if predictor is not None:
             self.set_predictor(predictor)
 
@@ -316,12 +316,13 @@ class Service:
             self.spec = (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
         return self.spec
 
-    def reload(self) -> Response:
+    def reload(self, change: reloading.Change = None) -> Response:
         """Reload models from disk (also on SIGHUP); the old ones keep serving on failure.
-        With several workers every one of them swaps, or none (``cluster_reload``)."""
+        With several workers every one of them swaps, or none (``cluster_reload``).
+        ``change``: a model to load or unload as well (:mod:`fishpredict.app.reloading`)."""
         if self.cluster_reload is not None:
-            return self.cluster_reload()
-        return reloading.reload_here(self)
+            return self.cluster_reload(change)
+        return reloading.reload_here(self, change)
 
 
 LoadedModelName = tuple[str, int] | None

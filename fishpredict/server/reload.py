@@ -117,7 +117,7 @@ class WorkerLink:
     def __init__(self, channel: Channel, service: Service) -> None:
         self.channel = channel
         self.service = service
-        self._pending: dict[int, Any] = {}
+        self._pending: dict[int, tuple[Any, reloading.Change]] = {}
         self._asked = 0
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -142,16 +142,17 @@ class WorkerLink:
         op, txn = msg.get("op"), msg.get("txn")
         if op == "prepare" and isinstance(txn, int):
             try:
-                models, version = reloading.prepare(self.service)
+                models, version = reloading.prepare(self.service, msg.get("change"))
             except Exception as exc:  # ModelLoadError, or anything a bad file raises
                 text = str(exc) if isinstance(exc, ModelLoadError) else \
                     f"{type(exc).__name__}: {exc}"
                 self.channel.send({"op": "prepared", "txn": txn, "ok": False, "error": text})
                 return
-            self._pending[txn] = models
+            self._pending[txn] = (models, msg.get("change"))
             self.channel.send({"op": "prepared", "txn": txn, "ok": True, "version": version})
         elif op == "commit" and isinstance(txn, int) and txn in self._pending:
-            changed = reloading.install(self.service, self._pending.pop(txn))
+            models, change = self._pending.pop(txn)
+            changed = reloading.install(self.service, models, change)
             predictor = self.service.require_predictor()
             self.channel.send({"op": "committed", "txn": txn, "changed": changed,
                                "version": predictor.version, "pid": os.getpid()})
@@ -160,11 +161,11 @@ class WorkerLink:
             if self.service.predictor is not None and msg.get("error"):
                 self.service.predictor.last_reload_error = str(msg["error"])
 
-    def request(self) -> Response:
+    def request(self, change: reloading.Change = None) -> Response:
         """Ask the supervisor for a reload of every worker; its 200 or 409 (blocking)."""
         self._asked += 1
         asked = self._asked
-        self.channel.send({"op": "reload", "id": asked})
+        self.channel.send({"op": "reload", "id": asked, "change": change})
         deadline = time.monotonic() + 2 * RELOAD_TIMEOUT + 30.0
         while time.monotonic() < deadline and not self.channel.closed:
             for msg in self.channel.wait(deadline):
@@ -194,7 +195,7 @@ class Coordinator:
 
     predictor: Predictor
     channels: dict[int, tuple[int, Channel]] = field(default_factory=dict)
-    _asked: list[tuple[int, int]] = field(default_factory=list)
+    _asked: list[tuple[int, int, reloading.Change]] = field(default_factory=list)
     _txn: int = 0
 
     def pair(self) -> tuple[socket.socket, socket.socket]:
@@ -231,8 +232,8 @@ class Coordinator:
             time.sleep(timeout)
         self._drain()
         while self._asked:
-            pid, asked = self._asked.pop(0)
-            self.transaction((pid, asked))
+            pid, asked, change = self._asked.pop(0)
+            self.transaction((pid, asked), change)
 
     def _drain(self) -> None:
         for pid, (_, ch) in list(self.channels.items()):
@@ -241,7 +242,9 @@ class Coordinator:
 
     def _note(self, pid: int, msg: dict[str, Any]) -> None:
         if msg.get("op") == "reload" and isinstance(msg.get("id"), int):
-            self._asked.append((pid, int(msg["id"])))
+            change = msg.get("change")
+            self._asked.append((pid, int(msg["id"]), change if isinstance(change, dict)
+                                else None))
 
     def _collect(self, live: dict[int, tuple[int, Channel]], op: str, txn: int,
                  deadline: float) -> dict[int, dict[str, Any]]:
@@ -262,16 +265,20 @@ class Coordinator:
                         self._note(pid, msg)
         return got
 
-    def transaction(self, asker: tuple[int, int] | None = None) -> None:
+    def transaction(self, asker: tuple[int, int] | None = None,
+                    change: reloading.Change = None) -> None:
         """One reload of every worker and of the supervisor, or of none of them."""
         self._txn += 1
         txn = self._txn
         live = {pid: entry for pid, entry in self.channels.items() if not entry[1].closed}
         for _, ch in live.values():
-            ch.send({"op": "prepare", "txn": txn})
+            ch.send({"op": "prepare", "txn": txn, "change": change})
         problem: str | None = None
+        load, unload = (change or {}).get("load"), (change or {}).get("unload")
         try:
-            models = self.predictor.prepare()
+            models = [m for m, _ in self.predictor.repository()] if unload is not None \
+                else self.predictor.prepare()
+            self.predictor.check_change(models, load=load, unload=unload)
         except Exception as exc:
             models, problem = [], str(exc)
         prepared = self._collect(live, "prepared", txn, time.monotonic() + RELOAD_TIMEOUT)
@@ -292,7 +299,7 @@ class Coordinator:
             return
         for _, ch in live.values():
             ch.send({"op": "commit", "txn": txn})
-        changed = self.predictor.install(models)
+        changed = self.predictor.install(models, load=load, unload=unload)
         committed = self._collect(live, "committed", txn, time.monotonic() + RELOAD_TIMEOUT)
         workers = sorted(
             ({"worker": index, "pid": pid, "version": committed.get(pid, {}).get("version")}
