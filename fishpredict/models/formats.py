@@ -86,7 +86,9 @@ def _check_sha(path: Path, blob: bytes, expected: str | None) -> str:
     if expected is not None and digest != expected:
         raise IntegrityError(
             f"{path}: sha256 {digest[:12]}… does not match the manifest's "
-            f"{expected[:12]}…; refusing to load it"
+            f"{expected[:12]}…; refusing to load it. To update a model, record the new "
+            f"file: fishpredict models add NEWFILE --to {Path(path).parent} --name NAME "
+            "--replace"
         )
     return digest
 
