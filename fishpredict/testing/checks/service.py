@@ -197,7 +197,7 @@ class ServiceChecks:
             assert_error(c.request("POST", "/admin/reload", headers=wrong), 401, "unauthorized")
             right = {"Authorization": f"Bearer {contract.admin_token}"}
             doc = assert_json(c.request("POST", "/admin/reload", headers=right))
-            assert set(doc) == {"reloaded", "models"}, doc
+            assert set(doc) == {"reloaded", "models", "version", "workers"}, doc
             assert doc["models"] == [m.name for m in contract.reference.models()], doc
             reply = c.get("/admin/reload", headers=right)
             assert_error(reply, 405, "method_not_allowed")
