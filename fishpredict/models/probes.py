@@ -5,7 +5,7 @@ scikit-learn's tags say whether an estimator accepts missing values, but a
 may accept them whatever its tags say. :func:`accepts_missing` asks: it calls
 ``predict`` on a row of missing values (``NaN``, or ``None`` in a text column), and,
 if that is refused, on rows with one missing value each among the first
-:data:`PROBE_COLUMNS` features. A model that answers any of them takes JSON
+:data:`PROBE_COLUMNS` features. A model that answers any of them (one well-formed answer) takes JSON
 ``null``; a row it still refuses gets the estimator's own 400. A manifest's
 ``"allows_nan"`` overrides the probe either way.
 """
@@ -16,6 +16,7 @@ import warnings
 from dataclasses import replace
 from typing import Any, Final
 
+from fishpredict.models import outputs
 from fishpredict.models import rows as rowslib
 from fishpredict.models.signature import Feature, Signature
 
@@ -39,7 +40,7 @@ def _answers(estimator: Any, sig: Signature, row: list[Any]) -> bool:
         rows = rowslib.from_json_rows(sig, [row])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            estimator.predict(rows.data)
+            outputs.checked("probe", "predict", estimator.predict(rows.data), 1)
     except Exception:
         return False
     return True
