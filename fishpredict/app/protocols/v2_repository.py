@@ -71,10 +71,12 @@ def _index(service: Service, req: Request) -> Response:
 
 def _change(service: Service, req: Request, op: str) -> Response:
     _authorised(service, req)
-    if _body(req).get("parameters"):
+    params = _body(req).get("parameters") or {}
+    if not isinstance(params, dict) or any(k == "config" or str(k).startswith("file:")
+                                           for k in params):
         raise InvalidInputError(
-            f"{op} takes no parameters here: fishpredict serves the model sources it was "
-            "started with (no config or files in the request)")
+            f"{op} takes no config or files here: fishpredict serves the model sources it "
+            "was started with")
     answer = service.reload({op: req.params["name"]})
     if answer.status == 200:
         return Response(200, b"{}")
