@@ -59,6 +59,8 @@ def describe(info: dict[str, Any]) -> list[str]:
         extra = [f"{k} {f[k]:g}" for k in ("minimum", "maximum") if k in f]
         if "categories" in f:
             extra.append(f"categories {', '.join(map(str, f['categories']))}")
+        if "levels" in f:
+            extra.append(f"category dtype {', '.join(map(str, f['levels']))}")
         lines.append(f"    {f['name']:<20} {f['kind']}" + (f" ({'; '.join(extra)})" if extra
                                                           else ""))
     return lines

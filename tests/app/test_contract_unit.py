@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -438,9 +439,13 @@ def test_admin_reload_auth_and_changes(model_dir: Path) -> None:
         "unauthorized",
     )
     auth = {"authorization": f"Bearer {TOKEN}"}
-    assert doc_of(service.handle("POST", "/admin/reload", "", auth)) == {
+    doc = doc_of(service.handle("POST", "/admin/reload", "", auth))
+    version = service.require_predictor().version
+    assert doc == {
         "reloaded": [],
         "models": ["knn-k1", "knn-k5"],
+        "version": version,
+        "workers": [{"worker": 0, "pid": os.getpid(), "version": version}],
     }
     fish = load_fish()
     artifacts.save_models(model_dir, ks=[1, 5], data=FishData(fish.X[:40], fish.y[:40]))
