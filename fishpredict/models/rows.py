@@ -257,8 +257,8 @@ def _frame(sig: Signature, rows: list[list[Any]] | FloatArray) -> Any:
             if f.levels is None:
                 columns[f.name] = np.array(cells, dtype=object)
             else:  # the fitted dtype; a label outside it is missing, as pandas makes it
-                known = set(f.levels)
-                columns[f.name] = pd.Categorical([v if v in known else None for v in cells],
+                levels = set(f.levels)
+                columns[f.name] = pd.Categorical([v if v in levels else None for v in cells],
                                                  categories=list(f.levels))
     return pd.DataFrame(columns, copy=False)
 
