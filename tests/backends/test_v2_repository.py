@@ -48,7 +48,7 @@ def states(triton: Any) -> dict[str, str]:
 def ready_everywhere(server: ServerProcess, name: str) -> set[bool]:
     """Whether ``name`` is ready, as seen over several fresh connections (both workers)."""
     seen = set()
-    for _ in range(10):
+    for _ in range(6):
         c = tritonclient_http.InferenceServerClient(f"{server.host}:{server.port}")
         try:
             seen.add(bool(c.is_model_ready(name)))

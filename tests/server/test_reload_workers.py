@@ -57,8 +57,8 @@ def answers(tmp_path_factory: pytest.TempPathFactory) -> dict[bool, list[str]]:
     return out
 
 
-@pytest.fixture(scope="module", params=[("socket", 2), ("socket", 4), ("starlette", 2)],
-                ids=["socket-2", "socket-4", "starlette-2"])
+@pytest.fixture(scope="module", params=[("socket", 2), ("socket", 4)],
+                ids=["socket-2", "socket-4"])
 def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[tuple[ServerProcess, Path, int]]:
     backend, workers = request.param
