@@ -120,6 +120,16 @@ class ModelRefusedError(InvalidInputError):
     code = "model_refused"
 
 
+class ModelFailedError(FishpredictError):
+    """The model itself failed on a request: it raised something other than a refusal of
+    its input, or returned an output that is wrong (rows missing or added, the wrong
+    shape) or cannot be serialised. A 500 naming the model; the server logs it once
+    with its traceback."""
+
+    code = "model_failed"
+    status = 500
+
+
 class SchedulerError(FishpredictError):
     """No Dask scheduler at the address given (or no client to run on)."""
 

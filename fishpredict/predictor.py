@@ -34,7 +34,7 @@ from fishpredict.models.loaded import LoadedModel, ModelInfo
 from fishpredict.models.signature import Signature
 from fishpredict.models.store import Source, load_source, reread, sources_of
 
-__all__ = ["Predictor", "check_value", "clear_cache"]
+__all__ = ["Predictor", "check_value", "clear_cache", "models_version"]
 
 _INF: Final = float("inf")
 
@@ -57,6 +57,14 @@ def check_value(name: str, value: Any) -> float:
     if -_INF < x < _INF:
         return x
     raise InvalidInputError(f"{name} must be finite, got {value!r}")
+
+
+def models_version(models: Iterable[LoadedModel]) -> str:
+    """A digest of the models' names and sha256s: equal versions serve the same models."""
+    import hashlib
+
+    text = "\n".join(sorted(f"{m.name}={m.info.sha256}" for m in models))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def clear_cache() -> None:
@@ -116,6 +124,9 @@ class Predictor:
         self._by_k: dict[int, LoadedModel] = {}
         self._default: LoadedModel
         self.last_reload_error: str | None = None
+        #: models the sources hold that were unloaded (V2 repository ``unload``)
+        self.unloaded: set[str] = set()
+        self._all: list[LoadedModel] = []
         self._install(self._load_all())
 
     # -- loading --
@@ -137,7 +148,9 @@ class Predictor:
         return models
 
     def _install(self, models: list[LoadedModel]) -> None:
-        table = {m.name: m for m in models}
+        self._all = list(models)
+        table = {m.name: m for m in models if m.name not in self.unloaded}
+        models = list(table.values())
         by_k: dict[int, LoadedModel] = {}
         for m in models:
             if m.info.k is not None:
@@ -155,17 +168,59 @@ class Predictor:
         is swapped, the old models keep serving, the error is kept in
         ``last_reload_error`` and re-raised.
         """
+        return self.install(self.prepare())
+
+    def prepare(self) -> list[LoadedModel]:
+        """The models the sources hold now, loaded but not serving (the first half of a
+        reload; :meth:`install` is the second). A failure is kept in
+        ``last_reload_error`` and re-raised; nothing changes."""
         if not self.sources:
-            return []
-        before = {m.name: (m.info.sha256, m.path) for m in self._table.values()}
+            return list(self._all)
         try:
             models = self._load_all()
         except ModelLoadError as exc:
             self.last_reload_error = str(exc)
             raise
+        return models
+
+    def install(self, models: list[LoadedModel], *, load: str | None = None,
+                unload: str | None = None) -> list[str]:
+        """Serve ``models`` (from :meth:`prepare`) from now on, with the model ``load``
+        served again or ``unload`` no longer (check them with :meth:`check_change`
+        first); the names that changed."""
+        before = {m.name: (m.info.sha256, m.path) for m in self._table.values()}
         self.last_reload_error = None
+        if load is not None:
+            self.unloaded.discard(load)
+        if unload is not None:
+            self.unloaded.add(unload)
         self._install(models)
-        return [m.name for m in models if before.get(m.name) != (m.info.sha256, m.path)]
+        now = {m.name: (m.info.sha256, m.path) for m in self._table.values()}
+        return [n for n in now if before.get(n) != now[n]] + [n for n in before if n not in now]
+
+    def check_change(self, models: list[LoadedModel], *, load: str | None = None,
+                     unload: str | None = None) -> None:
+        """:class:`ModelLoadError` if ``load`` is not among ``models``, or ``unload`` is
+        not served or is the last model served."""
+        names = [m.name for m in models]
+        if load is not None and load not in names:
+            raise ModelLoadError(f"no model named {load[:60]!r} in the model sources; "
+                                 f"they hold: {', '.join(names) or 'none'}")
+        if unload is not None:
+            if unload not in self._table:
+                raise ModelLoadError(f"no model named {unload[:60]!r} is served")
+            if len(self._table) == 1:
+                raise ModelLoadError(f"{unload!r} is the last model served; a server "
+                                     "serves at least one")
+
+    def repository(self) -> list[tuple[LoadedModel, bool]]:
+        """Every model the sources held at the last (re)load, and whether it is served."""
+        return [(m, m.name not in self.unloaded) for m in self._all]
+
+    @property
+    def version(self) -> str:
+        """What this predictor serves, in 16 hex digits (:func:`models_version`)."""
+        return models_version(self._table.values())
 
     # -- lookup --
 

@@ -18,8 +18,14 @@ the next turn of the loop, so a lone client pays no wait. ``wait_us > 0``
 additionally waits up to that long for more rows, but only when more than one
 row is already waiting.
 
-Each caller gets the answer for its own row. If a batched call raises, the rows
-are retried one by one, so an error in one row fails only that row's request.
+Each caller gets the answer for its own row. Every estimator call's output is
+checked (one entry per row, the promised shape and kind:
+:mod:`fishpredict.models.outputs`) before any row of it is answered. If a batched
+call raises or its output fails that check, the rows are retried one by one (each
+call checked again), so a bad row, or a model that drops rows, fails only the
+requests whose own row it fails, each with its own error (a 400 for a refused
+input, a 500 naming the model for its own failure), and never hands one caller
+another's answer.
 A batched answer is scikit-learn's answer for the batch: for models whose
 arithmetic is per row (trees, forests, KNN, SVMs) it is bit for bit the
 one-row answer; for models computed with matrix products on the whole batch,

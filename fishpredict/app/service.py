@@ -24,7 +24,7 @@ from http import HTTPStatus
 from importlib import resources
 from typing import TYPE_CHECKING, Final
 
-from fishpredict.app import codec
+from fishpredict.app import codec, reloading
 from fishpredict.app.batching import MicroBatcher
 from fishpredict.app.config import ServeConfig
 from fishpredict.app.messages import Answer, Headers, Job, Request, Response, error, plain_error
@@ -32,7 +32,7 @@ from fishpredict.app.metrics import Metrics
 from fishpredict.app.protocols import all_routes
 from fishpredict.app.protocols.served_spec import tailor
 from fishpredict.app.routes import Route, RouteTable
-from fishpredict.errors import FishpredictError, ModelLoadError, Reply
+from fishpredict.errors import FishpredictError, Reply
 
 if TYPE_CHECKING:
     from fishpredict.app.batching import MicroBatcher
@@ -78,6 +78,9 @@ class Service:
         #: per-route caches the protocol modules keep (encoded labels, answer parts)
         self.memo: dict[object, object] = {}
         self.table = RouteTable(_routes())
+        #: set by a supervised worker (fishpredict.server.reload): a reload every worker
+        #: makes together, answered with the 200 or the 409 of all of them
+        self.cluster_reload: Callable[[reloading.Change], Response] | None = None
         if predictor is not None:
             self.set_predictor(predictor)
 
@@ -279,6 +282,9 @@ class Service:
             return exc.response if render is error else _plain(exc.response)
         if isinstance(exc, FishpredictError):
             status = exc.status if exc.status < 500 else 500
+            if status == 500:  # the model's own failure: logged once, with its traceback
+                log.error("%s (%s %s)", exc.message, request.method, route.path,
+                          exc_info=exc.__cause__ or exc)
             return render(status, exc.code, exc.message, ())
         log.exception("unexpected error on %s %s", request.method, route.path)
         return render(500, "internal_error", "internal server error", ())
@@ -310,25 +316,13 @@ class Service:
             self.spec = (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
         return self.spec
 
-    def reload(self) -> Response:
-        """Reload models from disk (also on SIGHUP); the old ones keep serving on failure."""
-        predictor = self.require_predictor()
-        try:
-            changed = predictor.reload()
-        except ModelLoadError as exc:
-            log.error("model reload refused: %s", exc)
-            if self.metrics is not None:
-                self.metrics.model_loads.labels("refused").inc()
-            return error(409, "reload_failed", f"reload refused, old models keep serving: {exc}")
-        self.memo.clear()
-        self.spec = None
-        if self.metrics is not None:
-            self.metrics.model_loads.labels("ok").inc(len(changed))
-            self.metrics.models_loaded.set(len(predictor.models()))
-        log.info("models reloaded: %s", ", ".join(changed) or "no change")
-        return Response(
-            200, codec.dumps({"reloaded": changed, "models": [m.name for m in predictor.models()]})
-        )
+    def reload(self, change: reloading.Change = None) -> Response:
+        """Reload models from disk (also on SIGHUP); the old ones keep serving on failure.
+        With several workers every one of them swaps, or none (``cluster_reload``).
+        ``change``: a model to load or unload as well (:mod:`fishpredict.app.reloading`)."""
+        if self.cluster_reload is not None:
+            return self.cluster_reload(change)
+        return reloading.reload_here(self, change)
 
 
 LoadedModelName = tuple[str, int] | None

@@ -44,7 +44,7 @@ from fishpredict.bulk.dask_tasks import ModelRef, Options, model_ref, score_bloc
 from fishpredict.errors import FishpredictError, InvalidInputError, SchedulerError, ScoringError
 from fishpredict.models.loaded import LoadedModel
 from fishpredict.tables.inputs import CHUNK_ROWS
-from fishpredict.tables.writers import OUTPUT_FORMATS, PartitionedWriter
+from fishpredict.tables.writers import OUTPUT_FORMATS, PartitionedWriter, check_output_name
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -102,7 +102,7 @@ def open_client(scheduler: str, *, timeout: float = CONNECT_TIMEOUT) -> Iterator
                 dist.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                   host="127.0.0.1", dashboard_address="127.0.0.1:0",
                                   scheduler_kwargs={"dashboard": False},
-                                  silence_logs=logging.ERROR) as cluster, \
+                                  silence_logs=logging.CRITICAL) as cluster, \
                 dist.Client(cluster, set_as_default=False) as client:
             yield client
         return
@@ -168,6 +168,7 @@ def _remove(staging: Path, seconds: float = 5.0) -> None:
 
 
 def _output(out: str | os.PathLike[str], format: str | None) -> tuple[str, PartitionedWriter]:
+    check_output_name(out)
     suffix = Path(out).suffix.lower().lstrip(".")
     fmt = format or (suffix if suffix in OUTPUT_FORMATS else "parquet")
     if fmt not in OUTPUT_FORMATS:
@@ -214,6 +215,7 @@ def score_files(
     partition_rows: int = PARTITION_ROWS,
     chunk_rows: int = CHUNK_ROWS,
     fast_path: bool = True,
+    keep: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Score every row of ``data`` (a file, glob or directory of CSV, Parquet, ``.npy``)
     with model ``model`` of ``models`` on the Dask cluster ``scheduler`` (an address, or
@@ -228,7 +230,7 @@ def score_files(
     _check(m, proba, labels)
     parts = dask_parts.plan_parts(data, partition_rows)
     fmt, writer = _output(out, format)
-    opts = Options(fmt, proba, labels, chunk_rows)
+    opts = Options(fmt, proba, labels, chunk_rows, tuple(keep))
     staging = str(writer.staging.resolve())
     try:
         with open_client(scheduler) as client:

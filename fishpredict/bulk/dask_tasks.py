@@ -22,16 +22,21 @@ the row index there and the feature.
 from __future__ import annotations
 
 import os
-import re
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from fishpredict.bulk import dask_parts
 from fishpredict.bulk.dask_parts import FilePart
-from fishpredict.errors import InvalidInputError, ModelLoadError
+from fishpredict.bulk.located import at_file_row
+from fishpredict.errors import (
+    FishpredictError,
+    InvalidInputError,
+    ModelFailedError,
+    ModelLoadError,
+)
 from fishpredict.fish.training import embedded_models
 from fishpredict.models import manifest
 from fishpredict.models import rows as rowslib
@@ -48,7 +53,6 @@ if TYPE_CHECKING:
 __all__ = ["ModelRef", "Options", "model_ref", "score_block", "score_chunk", "score_file_part",
            "worker_loads", "worker_model"]
 
-_ROW: Final = re.compile(r"row (\d+)")
 
 
 # ---- the model, shipped by reference -------------------------------------------------
@@ -137,16 +141,14 @@ class Options:
     #: None: predictions as the estimator gives them; a language: display names
     labels: str | None = None
     chunk_rows: int = CHUNK_ROWS
+    #: input columns written beside each answer (ids), in this order
+    keep: tuple[str, ...] = ()
 
 
-def _located(exc: InvalidInputError, where: str, first_row: int) -> InvalidInputError:
+def _located(exc: FishpredictError, where: str, first_row: int) -> FishpredictError:
     """``exc`` with ``where`` named and its row counted from the start of ``where``
     (``first_row``: the chunk's first row there)."""
-    text = exc.message
-    found = _ROW.match(text)
-    if found:
-        text = f"row index {int(found[1]) + first_row}{text[found.end():]}"
-    return type(exc)(f"{where}: {text}")
+    return type(exc)(at_file_row(exc.message, where, first_row))
 
 
 def score_chunk(
@@ -163,16 +165,20 @@ def score_chunk(
         else:
             values = model.predict_values(rows)
         probs = model.predict_proba(rows) if opts.proba else None
-    except InvalidInputError as exc:
+    except (InvalidInputError, ModelFailedError) as exc:
         raise _located(exc, where, first_row) from None
-    return prediction_frame(values, probs, model.info.classes if opts.proba else None)
+    kept = frame[list(opts.keep)] if opts.keep else None
+    return prediction_frame(values, probs, model.info.classes if opts.proba else None,
+                            inputs=kept)
 
 
-def _empty_frame(model: LoadedModel) -> pd.DataFrame:
+def _empty_frame(model: LoadedModel, keep: tuple[str, ...] = ()) -> pd.DataFrame:
     import pandas as pd
 
-    return pd.DataFrame({f.name: pd.Series([], dtype=object if f.kind == "string" else float)
-                         for f in model.signature.features})
+    cols = {f.name: pd.Series([], dtype=object if f.kind == "string" else float)
+            for f in model.signature.features}
+    cols.update({k: pd.Series([], dtype=object) for k in keep if k not in cols})
+    return pd.DataFrame(cols)
 
 
 def _write(
@@ -184,7 +190,7 @@ def _write(
             empty = False
             yield frame
         if empty:
-            yield score_chunk(model, _empty_frame(model), opts, "", 0)
+            yield score_chunk(model, _empty_frame(model, opts.keep), opts, "", 0)
 
     written = write_part(staging, part, outputs(), opts.format)
     return {"part": part, "rows": written.rows, "pid": os.getpid()}
@@ -194,7 +200,9 @@ def score_file_part(part: FilePart, ref: ModelRef, staging: str, opts: Options) 
     """A worker task: read ``part`` in chunks, score them, write its output part."""
     model = worker_model(ref)
     kinds = {f.name: f.kind for f in model.signature.features}
-    chunks = dask_parts.read_part(part, model.signature.names, opts.chunk_rows, kinds=kinds)
+    names = list(model.signature.names)
+    columns = names + [k for k in opts.keep if k not in names]
+    chunks = dask_parts.read_part(part, columns, opts.chunk_rows, kinds=kinds)
     frames = (score_chunk(model, frame, opts, part.source, row)
               for row, frame in chunks if len(frame))
     return _write(model, frames, part.part, staging, opts)

@@ -8,12 +8,13 @@ connection per k), so memory stays flat whatever the file size.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
 import numpy as np
 import numpy.typing as npt
@@ -64,6 +65,15 @@ def _check_ks(client: Client, ks: Sequence[int]) -> None:
         raise ConfigError(f"the server has no model for k={missing[0]}; it serves k: {known}")
 
 
+_ROW: Final = re.compile(r": row (\d+)")
+
+
+def _at_file_row(message: str, first: int) -> str:
+    """A server's error about a chunk (``... HTTP 400 invalid_input: row 3, ...``) with
+    the row counted from the start of the input (``row index N``, as every bulk path)."""
+    return _ROW.sub(lambda m: f": row index {int(m[1]) + first}", message, count=1)
+
+
 def predict_chunks(url: str, chunks: Iterable[Chunk], ks: Sequence[int]
                    ) -> Iterator[tuple[Chunk, dict[int, npt.NDArray[np.str_]], dict[int, float]]]:
     """For each chunk: the chunk, its labels per k, and the seconds each request took."""
@@ -72,9 +82,14 @@ def predict_chunks(url: str, chunks: Iterable[Chunk], ks: Sequence[int]
         _check_ks(probe, ks)
     try:
         with ThreadPoolExecutor(max_workers=len(ks), thread_name_prefix="fishpredict-k") as pool:
+            first = 0  # the chunk's first row in the file: errors name the file's rows
             for chunk in chunks:
                 futures = {k: pool.submit(_timed_predict, clients, chunk[0], k) for k in ks}
-                results = {k: f.result() for k, f in futures.items()}
+                try:
+                    results = {k: f.result() for k, f in futures.items()}
+                except ServerError as exc:
+                    raise ServerError(_at_file_row(exc.message, first)) from None
+                first += len(chunk[0])
                 yield (chunk, {k: r[0] for k, r in results.items()},
                        {k: r[1] for k, r in results.items()})
     finally:

@@ -43,17 +43,26 @@ _MODES = ("--url (through a server) or --scheduler (on Dask)")
 @click.option("--out", default=None,
               help="output: a .csv or .parquet file, or a directory of part files "
               "(default predictions.csv; --scheduler: required)")
+@click.option("--keep", "keep", multiple=True, metavar="COL",
+              help="an input column (an id) to write beside each answer; repeatable "
+              "(--model and --scheduler)")
 @click.option("--chunk-rows", type=POSITIVE_INT, default=None,
               help="rows per request (memory stays flat; default 200,000 .npy rows by k, "
               "10,000 JSON rows by --model)")
 def predict(url: str | None, scheduler: str | None, data: str, model: str | None,
             ks: list[int] | None, models: tuple[tuple[str | None, str], ...], trust: bool,
-            proba: bool, out: str | None, chunk_rows: int | None) -> int:
+            proba: bool, out: str | None, keep: tuple[str, ...], chunk_rows: int | None) -> int:
     """Predict a data file through a running server (--url), or on Dask (--scheduler)."""
     if (url is None) == (scheduler is None):
         raise ConfigError(f"give one of {_MODES}")
+    if out is not None:
+        from fishpredict.tables.writers import check_output_name
+
+        check_output_name(out)
+    if len(set(keep)) != len(keep):
+        raise ConfigError("--keep: each column once")
     if scheduler is not None:
-        return _on_dask(scheduler, data, model, ks, models, trust, proba, out)
+        return _on_dask(scheduler, data, model, ks, models, trust, proba, out, keep)
     assert url is not None
     if models or trust:
         raise ConfigError("--models/--trust apply to --scheduler; with --url the server's "
@@ -62,9 +71,11 @@ def predict(url: str | None, scheduler: str | None, data: str, model: str | None
         if ks is not None:
             raise ConfigError("give --model or --k, not both")
         return _by_model(url, data, model, proba, out or "predictions.csv",
-                         chunk_rows or 10_000)
+                         chunk_rows or 10_000, keep)
     if proba:
         raise ConfigError("--proba needs --model NAME")
+    if keep:
+        raise ConfigError("--keep needs --model NAME (the fish by k keep their own columns)")
     return _by_k(url, data, ks or [5], out or "predictions.csv", chunk_rows or 200_000)
 
 
@@ -83,13 +94,13 @@ def _progress(total: int | None) -> Any:
 
 
 def _by_model(url: str, data: str, model: str | None, proba: bool, out: str,
-              chunk_rows: int) -> int:
+              chunk_rows: int, keep: tuple[str, ...]) -> int:
     from fishpredict.bulk.tables import predict_table
     from fishpredict.tables import inputs as tables
 
     with _progress(tables.count_rows(data)) as bar:
         s = predict_table(url, data, out, model=model, proba=proba, chunk_rows=chunk_rows,
-                          progress=bar)
+                          progress=bar, keep=keep)
     rate = s.rows / s.seconds if s.seconds > 0 else float("inf")
     click.echo(f"wrote {s.rows:,} rows of {s.files} file{'s' if s.files != 1 else ''} "
                f"predicted by {s.model} to {s.out} in {s.seconds:.2f} s "
@@ -115,7 +126,7 @@ def _by_k(url: str, data: str, ks: list[int], out: str, chunk_rows: int) -> int:
 
 def _on_dask(scheduler: str, data: str, model: str | None, ks: list[int] | None,
              models: tuple[tuple[str | None, str], ...], trust: bool, proba: bool,
-             out: str | None) -> int:
+             out: str | None, keep: tuple[str, ...]) -> int:
     import json
 
     from fishpredict.cli.options import model_sources
@@ -130,6 +141,6 @@ def _on_dask(scheduler: str, data: str, model: str | None, ks: list[int] | None,
         raise ConfigError(f"fishpredict predict --scheduler needs {exc.name}: "
                           "pip install 'fishpredict[dask]'") from None
     summary = score_files(models=model_sources(models), model=model, data=data, out=out,
-                          scheduler=scheduler, proba=proba, trust=trust)
+                          scheduler=scheduler, proba=proba, trust=trust, keep=keep)
     click.echo(json.dumps(summary, default=str))
     return 0

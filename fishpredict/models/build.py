@@ -1,6 +1,7 @@
 """From a fitted estimator to a :class:`~fishpredict.models.loaded.LoadedModel`.
 
-Reads the signature (estimator + manifest), compiles a fast path where one
+Reads the signature (estimator + manifest; whether it takes missing values is asked
+of the model itself, :mod:`fishpredict.models.probes`), compiles a fast path where one
 exists and keeps it only if it answers exactly like the estimator on its
 load-time check set, and records what was found in the model's info.
 """
@@ -9,11 +10,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from fishpredict.errors import ModelLoadError
 from fishpredict.models import fastpaths
 from fishpredict.models.loaded import FastPath, LoadedModel, ModelInfo
+from fishpredict.models.probes import accepts_missing
 from fishpredict.models.signature import Signature, signature_of, with_manifest
 
 log = logging.getLogger("fishpredict.models")
@@ -69,6 +72,8 @@ def build(
             f"{source}: cannot tell how many features the model takes "
             "(no n_features_in_); list them in the manifest's signature"
         )
+    if not signature.allows_nan and "allows_nan" not in (manifest_signature or {}):
+        signature = replace(signature, allows_nan=accepts_missing(estimator, signature))
     fast = compile_fast(estimator, signature, name) if fast_path else None
     info = ModelInfo(
         name=name,

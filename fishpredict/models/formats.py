@@ -86,7 +86,9 @@ def _check_sha(path: Path, blob: bytes, expected: str | None) -> str:
     if expected is not None and digest != expected:
         raise IntegrityError(
             f"{path}: sha256 {digest[:12]}… does not match the manifest's "
-            f"{expected[:12]}…; refusing to load it"
+            f"{expected[:12]}…; refusing to load it. If the file is a new version, record "
+            f"it: fishpredict models add {path} --to {Path(path).parent} --name NAME "
+            "--replace (--trust for a pickle)"
         )
     return digest
 

@@ -8,8 +8,11 @@ other models answer in values. A fast path, when one compiled and passed its
 load-time check, answers every finite row; rows with a missing value, and
 every row of a model without a fast path, go to the estimator itself.
 
-An estimator that raises on a request is a client error
-(:class:`ModelRefusedError`, a 400) naming the first row it refuses.
+Every estimator call's output is checked (:mod:`fishpredict.models.outputs`) before
+any row of it is answered. An estimator that raises a ``ValueError`` refuses the
+client's input (:class:`ModelRefusedError`, a 400 naming the first row it refuses);
+any other exception, or an output that is wrong, is the model's own failure
+(:class:`ModelFailedError`, a 500 naming the model).
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from typing import Any, Final, Protocol, cast
 import numpy as np
 import numpy.typing as npt
 
-from fishpredict.errors import InvalidInputError, ModelLoadError, ModelRefusedError
+from fishpredict.errors import InvalidInputError, ModelFailedError, ModelRefusedError
+from fishpredict.models import outputs
 from fishpredict.models.rows import Rows
 from fishpredict.models.signature import Signature
 
@@ -154,19 +158,28 @@ class LoadedModel:
         data = rows.data
         if rows.frame is None and getattr(self.estimator, "feature_names_in_", None) is None:
             try:  # no feature names to warn about: spare the warnings machinery (~25 us)
-                return np.asarray(fn(data))
+                out = fn(data)
             except Exception as exc:
                 raise self._refusal(method, rows, exc) from None
-        try:
-            with warnings.catch_warnings():
-                # a model fitted on a DataFrame of numbers is given a float array
-                warnings.filterwarnings("ignore", message="X does not have valid feature names")
-                return np.asarray(fn(data))
-        except Exception as exc:
-            raise self._refusal(method, rows, exc) from None
+        else:
+            try:
+                with warnings.catch_warnings():
+                    # a model fitted on a DataFrame of numbers is given a float array
+                    warnings.filterwarnings("ignore",
+                                            message="X does not have valid feature names")
+                    out = fn(data)
+            except Exception as exc:
+                raise self._refusal(method, rows, exc) from None
+        n_classes = len(self.info.classes) if method == "predict_proba" and \
+            self.info.signature.classes is not None else None
+        return outputs.checked(self.name, method, out, rows.n, n_classes)
 
-    def _refusal(self, method: str, rows: Rows, exc: Exception) -> ModelRefusedError:
-        """Name the first row the estimator refuses (by bisection: a few calls)."""
+    def _refusal(self, method: str, rows: Rows, exc: Exception
+                 ) -> ModelRefusedError | ModelFailedError:
+        """Name the first row the estimator refuses (by bisection: a few calls); an
+        exception that is no refusal of the input is the model's failure."""
+        if not outputs.is_client_error(exc):
+            return outputs.failure(self.name, method, exc)
         fn = getattr(self.estimator, method)
         lo, hi = 0, rows.n
         first_exc: Exception = exc
@@ -193,18 +206,24 @@ class LoadedModel:
             table = {c: i for i, c in enumerate(self.info.classes)}
             known = self.memo[_CLASSES] = (array, _sorted(array), table)
         classes, ordered, table = cast("tuple[npt.NDArray[Any], bool, dict[Any, int]]", known)
+        if labels.ndim != 1:
+            raise ModelFailedError(f"model {self.name!r} returned labels of shape "
+                                   f"{labels.shape}, expected ({len(labels)},)")
         if len(labels) == 1:  # one row (the hot path): one dict look-up
             code = table.get(labels[0].item() if hasattr(labels[0], "item") else labels[0])
             if code is not None:
                 return np.array([code], dtype=np.intp)
-        codes = classes.searchsorted(labels) if ordered else None
+        try:
+            codes = classes.searchsorted(labels) if ordered else None
+        except TypeError:  # labels of another type than the classes
+            codes = None
         # a label past the last class clips to it, and then differs: one comparison
         if codes is None or not (classes.take(codes, mode="clip") == labels).all():
             try:
                 return np.array([table[v.item() if hasattr(v, "item") else v] for v in labels],
                                 dtype=np.intp)
-            except KeyError as exc:
-                raise ModelLoadError(
+            except (KeyError, TypeError) as exc:  # TypeError: an unhashable label
+                raise ModelFailedError(
                     f"model {self.name!r} returned a label {exc} that is not one of its classes"
                 ) from None
         return codes.astype(np.intp, copy=False)

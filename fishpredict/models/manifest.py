@@ -161,13 +161,16 @@ def add_model(
     if clash is not None and not replace:
         raise ModelLoadError(
             f"{directory / MANIFEST_NAME} already lists a model named {model_name!r} "
-            f"({clash.file}); choose another --name"
+            f"({clash.file}); pass --replace to replace it, or choose another --name"
         )
     target = directory / src.name
     if not target.exists() or target.resolve() != src.resolve():
-        if target.exists() and sha256_file(target) != loaded.sha256:
+        others = [e.name for e in entries if e.file == src.name and e.name != model_name]
+        if target.exists() and sha256_file(target) != loaded.sha256 and (others or not replace):
             raise ModelLoadError(
-                f"{target} already exists with other contents; rename the file"
+                f"{target} already exists with other contents"
+                + (f" (model {others[0]!r})" if others else "")
+                + "; rename the file" + ("" if others else ", or pass --replace")
             )
         tmp = directory / f".{src.name}.adding"
         shutil.copyfile(src, tmp)
@@ -190,4 +193,23 @@ def add_model(
     )
     kept = [e for e in entries if e.name != model_name]
     write_manifest(directory, [*kept, entry])
+    return entry
+
+
+def remove_model(directory: str | os.PathLike[str], name: str, *,
+                 keep_file: bool = False) -> ManifestEntry:
+    """Take model ``name`` out of ``directory``'s manifest, and delete its file unless
+    ``keep_file`` or another entry uses it. A server serving the directory stops
+    serving it at its next reload."""
+    d = Path(directory)
+    entries = read_manifest(d)
+    entry = next((e for e in entries if e.name == name), None)
+    if entry is None:
+        names = ", ".join(e.name for e in entries) or "none"
+        raise ModelLoadError(f"{d / MANIFEST_NAME} lists no model named {name!r}; "
+                             f"it lists: {names}")
+    kept = [e for e in entries if e.name != name]
+    write_manifest(d, kept)
+    if not keep_file and not any(e.file == entry.file for e in kept):
+        (d / entry.file).unlink(missing_ok=True)
     return entry

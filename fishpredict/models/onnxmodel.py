@@ -4,9 +4,12 @@ Graphs converted from scikit-learn (skl2onnx) take one float tensor of shape
 ``[n, d]`` (or one ``[n, 1]`` tensor per feature) and give a label output and,
 for classifiers, a probabilities output (a tensor, or a sequence of maps when
 the converter's ZipMap is on). The signature comes from the graph: inputs give
-the features, the outputs give the task. The class labels are read from the
-classifier node's ``classlabels_*`` attribute when the ``onnx`` package is
-there, else from the labels' order ``0..C-1``.
+the features, the outputs give the task. The class labels come from the graph:
+the classifier (or ZipMap) node's ``classlabels_*`` attribute, read with the
+``onnx`` package (``pip install 'fishpredict[onnx]'`` brings it with onnxruntime).
+With onnxruntime alone, a graph with ZipMap (skl2onnx's default) tells its labels
+through the keys of its probability maps; one without ZipMap then needs the
+``onnx`` package, and says so (its labels cannot be told from its outputs).
 """
 
 from __future__ import annotations
@@ -77,13 +80,24 @@ class OnnxModel:
         self._estimator_type = "classifier" if self._proba is not None else "regressor"
         if self._proba is not None:
             labels = classes
+            if labels is None and self._zipmap:
+                labels = self._map_keys()
             if labels is None:
-                width = next(o.shape for o in outputs if o.name == self._proba)
-                n = width[1] if isinstance(width, list) and len(width) == 2 else None
-                labels = list(range(n)) if isinstance(n, int) else None
-            if labels is None:
-                raise ModelLoadError(f"{source}: cannot tell the classes of this classifier")
+                raise ModelLoadError(
+                    f"{source}: cannot tell the classes of this classifier from onnxruntime "
+                    "alone; install the onnx package (pip install 'fishpredict[onnx]')"
+                )
             self.classes_ = np.array(labels)
+
+    def _map_keys(self) -> list[Any] | None:
+        """The class labels a ZipMap output carries as its maps' keys (one row of zeros)."""
+        try:
+            zeros = np.zeros((1, self.n_features_in_))
+            maps = self.session.run([self._proba], self._feed(zeros))[0]
+            keys = list(maps[0].keys())
+        except Exception:
+            return None
+        return [k.item() if isinstance(k, np.generic) else k for k in keys] or None
 
     @classmethod
     def from_bytes(cls, blob: bytes, source: str) -> OnnxModel:

@@ -254,7 +254,12 @@ def _frame(sig: Signature, rows: list[list[Any]] | FloatArray) -> Any:
                         f"{_where(sig, i, j)}: unknown category {_show(v)} "
                         f"(known: {known}{more})"
                     )
-            columns[f.name] = np.array(cells, dtype=object)
+            if f.levels is None:
+                columns[f.name] = np.array(cells, dtype=object)
+            else:  # the fitted dtype; a label outside it is missing, as pandas makes it
+                levels = set(f.levels)
+                columns[f.name] = pd.Categorical([v if v in levels else None for v in cells],
+                                                 categories=list(f.levels))
     return pd.DataFrame(columns, copy=False)
 
 

@@ -45,9 +45,15 @@ class Feature:
     minimum: float | None = None
     maximum: float | None = None
     categories: tuple[Any, ...] | None = None
+    #: the column was fitted as a pandas ``category`` dtype with these categories: the
+    #: DataFrame the model is given has that very dtype (a value outside them is missing)
+    levels: tuple[Any, ...] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "kind": self.kind}
+        if self.levels is not None:
+            out["dtype"] = "category"
+            out["levels"] = list(self.levels)
         if self.minimum is not None:
             out["minimum"] = self.minimum
         if self.maximum is not None:
@@ -179,6 +185,27 @@ def _string_columns(estimator: Any) -> dict[str, tuple[Any, ...] | None]:
     return found
 
 
+def _native_categories(estimator: Any) -> dict[str, tuple[Any, ...]]:
+    """Text columns a HistGradientBoosting model fitted with ``categorical_features=
+    "from_dtype"`` (or by name) encodes itself, with the categories it was fitted on."""
+    pre = getattr(estimator, "_preprocessor", None)
+    names = getattr(estimator, "feature_names_in_", None)
+    if pre is None or names is None or not hasattr(pre, "transformers_"):
+        return {}
+    found: dict[str, tuple[Any, ...]] = {}
+    for _, transformer, columns in pre.transformers_:
+        cats = getattr(transformer, "categories_", None)
+        if cats is None:
+            continue
+        mask = np.asarray(columns)
+        index = np.flatnonzero(mask) if mask.dtype == bool else mask.astype(int)
+        for i, values in zip(index, cats, strict=False):
+            if values.dtype.kind in "OUS":
+                found[str(names[i])] = tuple(_plain(v) for v in values
+                                             if v is not None and v == v)
+    return found
+
+
 def _selects_by_name(estimator: Any) -> bool:
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
@@ -204,8 +231,10 @@ def signature_of(estimator: Any) -> Signature:
     else:
         feature_names = []
     strings = _string_columns(estimator) if names is not None else {}
+    native = _native_categories(estimator)
     features = tuple(
-        Feature(n, "string", categories=strings[n]) if n in strings else Feature(n)
+        Feature(n, "string", categories=strings[n]) if n in strings
+        else Feature(n, "string", levels=native[n]) if n in native else Feature(n)
         for n in feature_names
     )
     task = _task(estimator)
@@ -221,7 +250,7 @@ def signature_of(estimator: Any) -> Signature:
         else tuple(_plain(c) for c in classes),
         outputs=tuple(outputs),
         allows_nan=_allows_nan(estimator),
-        frame=bool(strings) or _selects_by_name(estimator),
+        frame=bool(strings) or bool(native) or _selects_by_name(estimator),
         named=names is not None,
     )
 
@@ -300,7 +329,8 @@ def manifest_part(sig: Signature) -> dict[str, Any]:
     """What a manifest stores of a signature (read back by :func:`with_manifest`)."""
     doc: dict[str, Any] = {"features": [f.as_dict() for f in sig.features]}
     for f in doc["features"]:
-        f.pop("categories", None)  # the estimator knows them
+        for key in ("categories", "dtype", "levels"):
+            f.pop(key, None)  # the estimator knows them
     doc["allows_nan"] = sig.allows_nan
     if sig.display:
         doc["display"] = {lang: list(names) for lang, names in sig.display.items()}

@@ -19,6 +19,7 @@ import socket
 
 from fishpredict.app.service import Service
 from fishpredict.backend import Backend
+from fishpredict.server import reload as cluster
 from fishpredict.server import signals
 from fishpredict.server.accept import fair_accept_loop_class
 from fishpredict.server.binding import raise_fd_limit
@@ -63,6 +64,9 @@ async def _serve_until_signalled(backend: Backend, service: Service, sock: socke
     loop.add_signal_handler(signal.SIGTERM, on_stop, "SIGTERM")
     loop.add_signal_handler(signal.SIGINT, on_stop, "SIGINT")
     loop.add_signal_handler(signal.SIGHUP, on_hup)
+    link = cluster.link_for(service)  # --workers N: reloads go through the supervisor
+    if link is not None:
+        link.attach(loop)
     for signum in signals.early:
         if signum == signal.SIGHUP:
             on_hup()

@@ -10,8 +10,9 @@
    (:mod:`fishpredict.server.supervisor`).
 4. SIGTERM/SIGINT: every worker stops accepting, marks itself not ready
    (``/readyz`` answers 503), finishes in-flight requests within the drain
-   timeout, and exits 0. SIGHUP reloads the models from disk
-   (:mod:`fishpredict.server.signals`).
+   timeout, and exits 0. SIGHUP, or ``POST /admin/reload`` on any worker, reloads
+   the models from disk in every worker together, or in none
+   (:mod:`fishpredict.server.reload`).
 
 The layers' names stay importable from here (``bind``, ``listen``,
 ``HAVE_REUSEPORT``, ``new_event_loop``, ``run_worker``, ``supervise``, ...).
@@ -34,6 +35,7 @@ from fishpredict.plugins import registry
 from fishpredict.predictor import Predictor
 from fishpredict.server.binding import BACKLOG, HAVE_REUSEPORT, bind, listen, raise_fd_limit
 from fishpredict.server.loop import WORKER_FAILED, limit_native_threads, new_event_loop, run_worker
+from fishpredict.server.reload import Coordinator
 from fishpredict.server.signals import HANDLED_SIGNALS, remember_signals
 from fishpredict.server.supervisor import fork_worker, supervise
 
@@ -102,7 +104,7 @@ def serve(
             return run_worker(backend, Service(pred, config, metrics=metrics), mine)
 
         try:
-            return supervise(work, config.workers, config.drain_timeout)
+            return supervise(work, config.workers, config.drain_timeout, Coordinator(pred))
         finally:
             if share_dir is not None:
                 shutil.rmtree(share_dir, ignore_errors=True)

@@ -16,9 +16,13 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from fishpredict.server import signals
 from fishpredict.server.signals import HANDLED_SIGNALS
+
+if TYPE_CHECKING:
+    from fishpredict.server.reload import Coordinator
 
 log = logging.getLogger("fishpredict.server.serve")
 
@@ -43,9 +47,28 @@ def fork_worker(work: Callable[[], int]) -> int:
     return pid
 
 
-def supervise(work: Callable[[int], int], workers: int, drain_timeout: float) -> int:
+def _spawn(work: Callable[[int], int], index: int, coordinator: Coordinator | None) -> int:
+    if coordinator is None:
+        return fork_worker(functools.partial(work, index))
+    mine, theirs = coordinator.pair()
+
+    def child() -> int:
+        mine.close()
+        coordinator.in_child(theirs)
+        return work(index)
+
+    pid = fork_worker(child)
+    theirs.close()
+    coordinator.add(pid, index, mine)
+    return pid
+
+
+def supervise(work: Callable[[int], int], workers: int, drain_timeout: float,
+              coordinator: Coordinator | None = None) -> int:
     """Fork ``workers`` children, child ``i`` running ``work(i)``; replace any that
-    dies with a new child of the same index, and forward SIGTERM/SIGINT/SIGHUP.
+    dies with a new child of the same index, and forward SIGTERM/SIGINT. SIGHUP (and
+    a worker's ``/admin/reload``) reloads every worker together through
+    ``coordinator`` (:mod:`fishpredict.server.reload`), or, without one, is forwarded.
     Returns 0 when every worker drained cleanly."""
     gc.collect()
     gc.freeze()  # keep model pages shared: the collector won't touch frozen objects
@@ -67,12 +90,16 @@ def supervise(work: Callable[[int], int], workers: int, drain_timeout: float) ->
     signals.early.clear()
     try:
         for index in range(workers):
-            children[fork_worker(functools.partial(work, index))] = (index, time.monotonic())
+            children[_spawn(work, index, coordinator)] = (index, time.monotonic())
         failures = 0
         deadline: float | None = None
         while children:
             while received:
                 signum = received.pop(0)
+                if signum == signal.SIGHUP and coordinator is not None:
+                    if not stopping:
+                        coordinator.transaction()
+                    continue
                 if signum == signal.SIGHUP:
                     for pid in children:
                         with contextlib.suppress(ProcessLookupError):
@@ -95,9 +122,14 @@ def supervise(work: Callable[[int], int], workers: int, drain_timeout: float) ->
                             os.kill(p, signal.SIGKILL)
                     failures += 1
                     deadline = None
-                time.sleep(0.05)  # a supervisor tick; signals are handled on the next pass
+                if coordinator is not None and not stopping:
+                    coordinator.poll(0.05)  # a tick, and the reloads workers asked for
+                else:
+                    time.sleep(0.05)  # a supervisor tick; signals are handled on the next pass
                 continue
             index, started = children.pop(pid)
+            if coordinator is not None:
+                coordinator.remove(pid)
             code = os.waitstatus_to_exitcode(status)
             if stopping:
                 failures += code != 0
@@ -105,8 +137,10 @@ def supervise(work: Callable[[int], int], workers: int, drain_timeout: float) ->
             log.warning("worker %d exited with %d; starting a new one", pid, code)
             if time.monotonic() - started < 1.0:
                 time.sleep(1.0)  # a worker that dies at once: don't spin
-            children[fork_worker(functools.partial(work, index))] = (index, time.monotonic())
+            children[_spawn(work, index, coordinator)] = (index, time.monotonic())
         return 0 if failures == 0 else 1
     finally:
+        if coordinator is not None:
+            coordinator.close()
         for s, handler in old.items():
             signal.signal(s, handler)

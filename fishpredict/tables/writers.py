@@ -344,10 +344,25 @@ class PartitionedWriter:
             self.discard()
 
 
+def check_output_name(path: PathLike) -> None:
+    """DataError for an output name whose suffix is no output type (``out.json``): it
+    would otherwise become a directory of part files without a word."""
+    p = Path(path)
+    text = os.fspath(path)
+    suffix = p.suffix.lower().lstrip(".")
+    if suffix and suffix not in OUTPUT_FORMATS and not p.is_dir() \
+            and not text.endswith(("/", os.sep)):
+        raise DataError(
+            f"{path}: unknown output type {p.suffix!r}; use .csv or .parquet for one file, "
+            f"or a directory (a name without a suffix, or ending in /) for part files"
+        )
+
+
 def open_output(path: PathLike, format: str | None = None) -> TableWriter | PartitionedWriter:
     """A writer for ``path``: one file when it ends in ``.csv`` or ``.parquet`` (and is
     not an existing directory), else a directory of parts in ``format`` (default
     Parquet). Both take ``write(frame, part)``, ``commit()`` and ``discard()``."""
+    check_output_name(path)
     p = Path(path)
     text = os.fspath(path)
     suffix = p.suffix.lower().lstrip(".")

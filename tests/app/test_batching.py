@@ -171,3 +171,39 @@ def test_probabilities_are_batched_per_row() -> None:
     got = np.vstack([a.proba for a in answers if a.proba is not None])
     assert got.shape == expected.shape and np.array_equal(got, expected)
     assert batcher.calls < len(X) / 10
+
+
+class DroppingModel:
+    """Answers only rows whose length is not 13: a batch's output is short; 7 divides by 0."""
+
+    classes_ = np.array([0, 1])
+    n_features_in_ = 2
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        if (X[:, 0] == 7.0).any():
+            raise ZeroDivisionError("float division by zero")
+        kept = X[X[:, 0] != 13.0]
+        return (kept[:, 0] > 20).astype(int)
+
+
+def test_a_short_output_never_crosses_answers() -> None:
+    """The batch's output is one row short: it is retried row by row; only the requests
+    whose own row is dropped (or raises) fail, each with the model's 500."""
+    from fishpredict.errors import ModelFailedError
+
+    model = build(DroppingModel(), "dropping", sha256="0" * 64, source="test")
+    batcher = MicroBatcher(max_batch=64)
+    data = [(30.0, 500.0), (13.0, 10.0), (10.0, 8.0), (7.0, 1.0), (25.0, 300.0)] * 6
+
+    async def main() -> list[Any]:
+        return await asyncio.gather(
+            *[batcher.submit(one(model, x, w)) for x, w in data], return_exceptions=True)
+
+    results = asyncio.run(main())
+    for (x, _), r in zip(data, results, strict=True):
+        if x in (13.0, 7.0):
+            assert isinstance(r, ModelFailedError) and r.status == 500, r
+            assert "'dropping'" in str(r)
+            assert ("0 rows for 1" in str(r)) if x == 13.0 else ("ZeroDivisionError" in str(r))
+        else:
+            assert code(r) == int(x > 20)

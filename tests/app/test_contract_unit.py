@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from fishpredict import Predictor
 from fishpredict.app import codec, routes
 from fishpredict.app.config import ServeConfig
 from fishpredict.app.messages import Response
+from fishpredict.app.protocols import all_routes
 from fishpredict.app.service import Service, describe_status, route_names
 from fishpredict.errors import InvalidInputError
 from fishpredict.fish import training as artifacts
@@ -68,12 +70,16 @@ def post(
 
 # ---- routing -----------------------------------------------------------------------------
 
+#: the routes answered only with an admin token
+ADMIN_ONLY = {r.path for r in all_routes() if r.enabled_by == "admin_token"}
+
+
 
 def test_route_names_match_the_service(service: Service) -> None:
     model = service.require_predictor().models()[0]
     for route in route_names():
         path = route.replace("{name}", model.name).replace("{version}", model.sha256[:12])
-        assert service.handle("GET", path, "", {}).status != 404 or route == "/admin/reload"
+        assert service.handle("GET", path, "", {}).status != 404 or route in ADMIN_ONLY
 
 
 @pytest.mark.parametrize("path", ["/", "/nope", "/fish/", "/FISH", "/predict/x"])
@@ -406,7 +412,7 @@ def test_openapi_is_the_packaged_file_tailored_to_the_models(service: Service) -
     served = json.loads(service.handle("GET", "/openapi.json", "", {}).body)
     packaged = json.loads(resources.files("fishpredict").joinpath("openapi.json").read_bytes())
     names = [m.name for m in service.require_predictor().models()]
-    plain = {p for p in packaged["paths"] if "{" not in p and p != "/admin/reload"}
+    plain = {p for p in packaged["paths"] if "{" not in p and p not in ADMIN_ONLY}
     assert plain <= set(served["paths"])
     extra = set(served["paths"]) - plain
     assert extra and all(any(n in p for n in names) for p in extra), extra
@@ -433,9 +439,13 @@ def test_admin_reload_auth_and_changes(model_dir: Path) -> None:
         "unauthorized",
     )
     auth = {"authorization": f"Bearer {TOKEN}"}
-    assert doc_of(service.handle("POST", "/admin/reload", "", auth)) == {
+    doc = doc_of(service.handle("POST", "/admin/reload", "", auth))
+    version = service.require_predictor().version
+    assert doc == {
         "reloaded": [],
         "models": ["knn-k1", "knn-k5"],
+        "version": version,
+        "workers": [{"worker": 0, "pid": os.getpid(), "version": version}],
     }
     fish = load_fish()
     artifacts.save_models(model_dir, ks=[1, 5], data=FishData(fish.X[:40], fish.y[:40]))

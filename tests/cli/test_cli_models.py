@@ -85,3 +85,32 @@ def test_missing_file_is_a_usage_error(tmp_path: Path,
         main(["models", "inspect", str(tmp_path / "none.joblib")])
     assert exc.value.code == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_list_replace_and_remove(rf_file: Path, tmp_path: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    models = tmp_path / "models"
+    assert main(["models", "add", str(rf_file), "--to", str(models), "--trust"]) == 0
+    capsys.readouterr()
+    assert main(["models", "add", str(rf_file), "--to", str(models), "--trust"]) != 0
+    err = capsys.readouterr().err
+    assert "--replace" in err and err.count("\n") == 1, err
+    # the file overwritten in place: the load is refused, naming the way to record it
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    joblib.dump(RandomForestClassifier(n_estimators=3, random_state=1).fit(X, y),
+                models / rf_file.name)
+    assert main(["models", "inspect", str(models)]) != 0
+    err = capsys.readouterr().err
+    assert "does not match the manifest" in err and "--replace" in err, err
+    assert main(["models", "add", str(models / rf_file.name), "--to", str(models), "--trust",
+                 "--replace"]) == 0
+    assert main(["models", "inspect", str(models)]) == 0
+    capsys.readouterr()
+    assert main(["models", "list", str(models)]) == 0
+    assert capsys.readouterr().out.startswith(f"{rf_file.stem}\t{rf_file.name}\t")
+    assert main(["models", "remove", rf_file.stem, "--from", str(models)]) == 0
+    assert read_manifest(models) == [] and not (models / rf_file.name).exists()
+    capsys.readouterr()
+    assert main(["models", "remove", rf_file.stem, "--from", str(models)]) != 0
+    err = capsys.readouterr().err
+    assert "lists no model named" in err and err.count("\n") == 1, err

@@ -188,3 +188,51 @@ def test_predict_on_dask_writes_the_models_answers(files: dict[str, Path],
     assert refused.returncode != 0
     assert refused.stderr.startswith("fishpredict predict: error: no Dask scheduler answers")
     assert refused.stderr.count("\n") == 1 and not (tmp_path / "never").exists()
+
+
+def test_keep_carries_the_id_column_through(server: ServerProcess, files: dict[str, Path],
+                                            tmp_path: Path) -> None:
+    out = tmp_path / "kept.csv"
+    assert main(["predict", "--url", server.url, "--model", "iris-rf", "--data",
+                 str(files["iris"]), "--out", str(out), "--keep", "id",
+                 "--chunk-rows", "7"]) == 0
+    got = pd.read_csv(out)
+    assert list(got.columns) == ["id", "prediction"]
+    assert got["id"].tolist() == pd.read_csv(files["iris"])["id"].tolist()
+    assert got["prediction"].tolist() == expected(files)[0].tolist()
+
+
+def test_unknown_out_suffix_is_refused(server: ServerProcess, files: dict[str, Path],
+                                       tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    for mode in (["--url", server.url], ["--scheduler", "local:1", "--models",
+                                         str(files["rf"]), "--trust"]):
+        out = tmp_path / "p.json"
+        assert main(["predict", *mode, "--model", "iris-rf" if "--url" in mode else "rf",
+                     "--data", str(files["iris"]), "--out", str(out)]) != 0
+        err = capsys.readouterr().err
+        assert "unknown output type '.json'" in err and err.count("\n") == 1, err
+        assert not out.exists()
+
+
+def test_row_numbers_are_the_files_own_on_both_paths(server: ServerProcess,
+                                                     files: dict[str, Path],
+                                                     tmp_path: Path) -> None:
+    """A missing value Ridge refuses, at row 37 of the file: both paths name row index 37,
+    in one line (no Dask traceback)."""
+    rows = pd.read_csv(files["diabetes"])
+    rows.iloc[37, 2] = np.nan
+    data = tmp_path / "gappy.csv"
+    rows.to_csv(data, index=False)
+    by_url = subprocess.run(
+        [sys.executable, "-m", "fishpredict", "predict", "--url", server.url, "--model",
+         "ridge", "--data", str(data), "--out", str(tmp_path / "u.csv"), "--chunk-rows", "10"],
+        capture_output=True, text=True, timeout=120, check=False)
+    on_dask = subprocess.run(
+        [sys.executable, "-m", "fishpredict", "predict", "--scheduler", "local:1", "--models",
+         str(files["ridge"]), "--trust", "--model", "ridge", "--data", str(data), "--out",
+         str(tmp_path / "d")], capture_output=True, text=True, timeout=180, check=False)
+    for done in (by_url, on_dask):
+        assert done.returncode != 0
+        assert done.stderr.count("\n") == 1, done.stderr[-2000:]
+        assert "gappy.csv: row index 37, feature 'bmi'" in done.stderr, done.stderr

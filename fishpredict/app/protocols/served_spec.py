@@ -135,7 +135,7 @@ def _protocol_paths(doc: dict[str, Any], models: list[LoadedModel]) -> None:
         for template in [p for p in paths if "{name}" in p]:
             path, item = _concrete(doc, template, fill, suffix)
             post = item.get("post")
-            if post is not None:
+            if post is not None and template.endswith(("/infer", ":predict")):
                 schema = _v2_body(m) if template.startswith("/v2/") else _v1_body(m.signature)
                 post["requestBody"]["content"]["application/json"]["schema"] = schema
             added[path] = item

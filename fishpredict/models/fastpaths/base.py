@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fishpredict.errors import ModelRefusedError
+from fishpredict.models import outputs
 from fishpredict.models.loaded import clean_message
 
 FloatArray = npt.NDArray[np.float64]
@@ -112,16 +113,38 @@ def unwrap(estimator: Any) -> tuple[list[Transform], Any] | None:
     return scalers, steps[-1]
 
 
+class NotFinite(Exception):
+    """A scaler's output holds a value that is not finite (a huge input overflowed).
+
+    scikit-learn's next step validates its input and refuses infinity, so the fast path
+    hands such rows to the estimator, whose verdict (a refusal) is the answer."""
+
+
 def chain(scalers: list[Transform]) -> Transform | None:
-    """One function applying ``scalers`` in order (None when there are none)."""
+    """One function applying ``scalers`` in order (None when there are none); it raises
+    :class:`NotFinite` where a scaler's output is not finite, as the next step would."""
     if not scalers:
         return None
+    isfinite, errstate = np.isfinite, np.errstate
+
     if len(scalers) == 1:
-        return scalers[0]
+        only = scalers[0]
+
+        def one(X: FloatArray) -> FloatArray:
+            with errstate(over="ignore", invalid="ignore"):
+                X = only(X)
+            if not isfinite(X).all():
+                raise NotFinite
+            return X
+
+        return one
 
     def apply(X: FloatArray) -> FloatArray:
         for fn in scalers:
-            X = fn(X)
+            with errstate(over="ignore", invalid="ignore"):
+                X = fn(X)
+            if not isfinite(X).all():
+                raise NotFinite
         return X
 
     return apply
@@ -136,6 +159,8 @@ def ask(estimator: Any, method: str, X: FloatArray, first_row: int = 0) -> npt.N
             warnings.filterwarnings("ignore", category=RuntimeWarning)  # its overflow casts
             return np.asarray(getattr(estimator, method)(X))
     except Exception as exc:
+        if not outputs.is_client_error(exc):
+            raise outputs.failure(type(estimator).__name__, method, exc) from None
         where = f"row {first_row}: " if len(X) == 1 else ""
         raise ModelRefusedError(
             f"{where}the model refused the input: {clean_message(exc)}"

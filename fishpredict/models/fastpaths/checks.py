@@ -11,6 +11,12 @@ boundary. Batches are compared with ``estimator.predict`` on the same chunks,
 one-row answers with the estimator on the same row (linear models, whose last bits
 depend on the batch's shape) or on the batch (every other family), probabilities to
 1e-12.
+
+*Edge rows* (:func:`edge_rows`) put magnitudes that overflow float64 after scaling
+(``±1e308``), that lie past float32's range (``±3.5e38``, where a tree's cast gives
+infinity) or at its edge, and squares that overflow (``1e155``) into one feature at a
+time and into all at once; on each, alone and in a batch, the fast path and the
+estimator must give the same answer or both refuse.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from fishpredict.errors import FishpredictError
 from fishpredict.models.fastpaths.base import FloatArray, ask, codes_of
 from fishpredict.models.fastpaths.knn import BATCH_MAX_WORK, Knn
 from fishpredict.models.fastpaths.linear import LinearClassifier, LinearRegressor, boundary_rows
@@ -38,6 +45,12 @@ KNN_CHECK_WORK: Final = 40_000_000
 ONE_ROWS: Final = 400
 LINEAR_ONE_ROWS: Final = 150
 PROBA_ATOL: Final = 1e-12
+#: magnitudes of the edge rows: float64 overflow after any scaling, float32's edge and
+#: beyond, squares that overflow, and large but harmless values
+EDGE_VALUES: Final = (1e308, -1e308, 3.5e38, -3.5e38, float(np.finfo(np.float32).max),
+                      1e155, 1e30)
+#: features that get edge values one at a time (a sample beyond)
+EDGE_FEATURES: Final = 4
 
 
 def _to_raw(estimator: Any, Z: FloatArray) -> FloatArray:
@@ -154,3 +167,56 @@ def count_wrong(fast: Any, estimator: Any, X: FloatArray) -> int:
         want = _truth(fast, estimator, X[row : row + 1])[0] if linear else truth[row]
         wrong += int(one != want)
     return wrong
+
+
+def edge_rows(fast: Any, X: FloatArray, seed: int = 0) -> FloatArray:
+    """Rows of ``X`` (raw check rows) with edge magnitudes in one feature, and in all."""
+    d = fast.n_features
+    rng = np.random.default_rng(seed)
+    base = X[0] if len(X) else np.zeros(d)
+    features = np.arange(d) if d <= EDGE_FEATURES else rng.choice(d, EDGE_FEATURES, False)
+    rows = []
+    for v in EDGE_VALUES:
+        for j in features:
+            row = base.copy()
+            row[j] = v
+            rows.append(row)
+        rows.append(np.full(d, v))
+        rows.append(np.where(np.arange(d) % 2 == 0, v, -v))
+    return np.ascontiguousarray(rows, dtype=np.float64)
+
+
+def _verdict(fn: Any, *args: Any) -> Any:
+    try:
+        return ("answer", np.asarray(fn(*args)).tolist())
+    except FishpredictError:
+        return ("refused", None)
+    except ValueError:
+        return ("refused", None)
+
+
+def count_edge_wrong(fast: Any, estimator: Any, X: FloatArray) -> int:
+    """Edge rows where ``fast`` and ``estimator`` part: one answers, the other refuses,
+    or both answer differently (each row alone, and all of them as one batch)."""
+    classifier = fast.task == "classifier"
+    wrong = 0
+    for row in X:
+        one = row.reshape(1, -1)
+        theirs = _verdict(lambda r: _truth(fast, estimator, r), one)
+        ours = _verdict(lambda r: [fast.predict_one(r[0])], one)
+        if theirs[0] != ours[0] or (theirs[0] == "answer" and not _same(
+                theirs[1], ours[1], classifier)):
+            wrong += 1
+    theirs = _verdict(lambda r: _truth(fast, estimator, r), X)
+    ours = _verdict(fast.predict, X)
+    if theirs[0] != ours[0] or (theirs[0] == "answer" and not _same(
+            theirs[1], ours[1], classifier)):
+        wrong += 1
+    return wrong
+
+
+def _same(a: Any, b: Any, classifier: bool) -> bool:
+    if classifier:
+        return bool(a == b)
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return bool(np.array_equal(x, y, equal_nan=True))

@@ -25,6 +25,7 @@ import numpy.typing as npt
 from fishpredict.models.fastpaths.base import (
     FloatArray,
     IntArray,
+    NotFinite,
     Transform,
     ask,
     chain,
@@ -184,11 +185,14 @@ class Knn:
 
     def _batch(self, X: FloatArray) -> IntArray:
         n = X.shape[0]
+        try:
+            Z = X if self._pre is None else self._pre(X)
+        except NotFinite:  # a scaled value overflowed: scikit-learn's verdict
+            return codes_of(self.classes, ask(self.fallback, "predict", X))
         if self.k >= self.n_train and not self.distance:
             return np.full(n, self._all, dtype=np.intp)
         if not self._batched_here(n):
             return codes_of(self.classes, ask(self.fallback, "predict", X))
-        Z = X if self._pre is None else self._pre(X)
         out = np.empty(n, dtype=np.intp)
         ask_rows: list[IntArray] = []
         step = max(1, CHUNK_CELLS // max(1, self.n_train))
@@ -213,7 +217,10 @@ class Knn:
         if self.distance or self.k >= self.n_train:
             return int(self._batch(raw.reshape(1, -1))[0])
         if self._pre is not None:
-            x = self._pre(raw.reshape(1, -1))[0]
+            try:
+                x = self._pre(raw.reshape(1, -1))[0]
+            except NotFinite:
+                return int(self._batch(raw.reshape(1, -1))[0])
         norm = float(x @ x)
         if not norm < 1e150:  # squared distances could overflow: the careful path
             return int(self._batch(raw.reshape(1, -1))[0])
@@ -232,9 +239,12 @@ class Knn:
         return int(np.argmax(np.bincount(self._y[d <= kth], minlength=self._n_classes)))
 
     def predict_proba(self, X: FloatArray) -> FloatArray:
-        if not self._batched_here(X.shape[0]) or self.k >= self.n_train:
+        try:
+            Z = X if self._pre is None else self._pre(X)
+        except NotFinite:
+            Z = None
+        if Z is None or not self._batched_here(X.shape[0]) or self.k >= self.n_train:
             return np.asarray(ask(self.fallback, "predict_proba", X), dtype=np.float64)
-        Z = X if self._pre is None else self._pre(X)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             _, _, tied, votes = self._rows(Z)
         proba = votes / self.k

@@ -8,7 +8,9 @@ score differently alone and inside a batch; the fast path therefore evaluates th
 *same* expression on the *same* shapes as scikit-learn: a batch as one product,
 one row as a ``(1, d)`` product, on the same coefficient arrays (not copies). After
 the validation scikit-learn does (which leaves a C-contiguous float64 array as it is)
-that is all its ``predict`` computes, so the answers are the same bits.
+that is all its ``predict`` computes, so the answers are the same bits. A row whose
+scaled values overflow (``1e308`` through a ``StandardScaler``) goes to the estimator,
+which refuses it as scikit-learn's pipeline does.
 """
 
 from __future__ import annotations
@@ -17,7 +19,16 @@ from typing import Any
 
 import numpy as np
 
-from fishpredict.models.fastpaths.base import FloatArray, IntArray, Transform, chain, unwrap
+from fishpredict.models.fastpaths.base import (
+    FloatArray,
+    IntArray,
+    NotFinite,
+    Transform,
+    ask,
+    chain,
+    codes_of,
+    unwrap,
+)
 
 
 def _types() -> dict[type, str]:
@@ -51,7 +62,9 @@ class LinearClassifier:
     prefers_batches = False
     task = "classifier"
 
-    def __init__(self, final: Any, pre: Transform | None, proba: str | None) -> None:
+    def __init__(self, final: Any, pre: Transform | None, proba: str | None,
+                 estimator: Any = None) -> None:
+        self.fallback = final if estimator is None else estimator
         coef = final.coef_
         self._w = coef.T if coef.ndim == 2 else coef
         self._b = final.intercept_
@@ -71,7 +84,10 @@ class LinearClassifier:
         return scores
 
     def predict(self, X: FloatArray) -> IntArray:
-        scores = self._scores(X)
+        try:
+            scores = self._scores(X)
+        except NotFinite:
+            return codes_of(self.classes, ask(self.fallback, "predict", X))
         if scores.ndim == 1:
             return (scores > 0).astype(np.intp)
         codes: IntArray = np.argmax(scores, axis=1).astype(np.intp, copy=False)
@@ -80,14 +96,20 @@ class LinearClassifier:
     def predict_one(self, x: FloatArray) -> int:
         row = x.reshape(1, -1)
         if self._pre is not None:
-            row = self._pre(row)
+            try:
+                row = self._pre(row)
+            except NotFinite:
+                return int(codes_of(self.classes, ask(self.fallback, "predict", row))[0])
         s = row @ self._w + self._b
         if self._binary:
             return 1 if s.item() > 0 else 0  # .item(): one value, (1,) or (1, 1)
         return int(s.argmax())
 
     def predict_proba(self, X: FloatArray) -> FloatArray:
-        scores = self._scores(X)
+        try:
+            scores = self._scores(X)
+        except NotFinite:
+            return np.asarray(ask(self.fallback, "predict_proba", X), dtype=np.float64)
         if self._proba == "softmax":
             return _softmax(scores)
         with np.errstate(over="ignore"):
@@ -120,7 +142,8 @@ class LinearRegressor:
     task = "regressor"
     has_proba = False
 
-    def __init__(self, final: Any, pre: Transform | None) -> None:
+    def __init__(self, final: Any, pre: Transform | None, estimator: Any = None) -> None:
+        self.fallback = final if estimator is None else estimator
         self._w = final.coef_
         self._b = final.intercept_
         self._pre = pre
@@ -128,7 +151,10 @@ class LinearRegressor:
 
     def predict(self, X: FloatArray) -> FloatArray:
         if self._pre is not None:
-            X = self._pre(X)
+            try:
+                X = self._pre(X)
+            except NotFinite:
+                return np.asarray(ask(self.fallback, "predict", X), dtype=np.float64)
         out: FloatArray = X @ self._w + self._b
         return out
 
@@ -158,13 +184,13 @@ def compile(estimator: Any) -> LinearClassifier | LinearRegressor | None:
             return None  # several targets: scikit-learn's path answers them
         if np.result_type(coef, intercept) != np.float64:
             return None
-        return LinearRegressor(final, pre)
+        return LinearRegressor(final, pre, estimator)
     classes = getattr(final, "classes_", None)
     if not isinstance(classes, np.ndarray) or classes.ndim != 1 or len(classes) < 2:
         return None
     if coef.ndim != 2 or coef.shape[0] != (1 if len(classes) == 2 else len(classes)):
         return None
-    return LinearClassifier(final, pre, _proba_kind(final, kind))
+    return LinearClassifier(final, pre, _proba_kind(final, kind), estimator)
 
 
 def boundary_rows(fast: LinearClassifier | LinearRegressor, X: FloatArray) -> FloatArray:

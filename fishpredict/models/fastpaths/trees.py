@@ -22,7 +22,15 @@ from typing import Any, Final
 
 import numpy as np
 
-from fishpredict.models.fastpaths.base import FloatArray, IntArray, Transform, ask, chain, unwrap
+from fishpredict.models.fastpaths.base import (
+    FloatArray,
+    IntArray,
+    NotFinite,
+    Transform,
+    ask,
+    chain,
+    unwrap,
+)
 
 #: |x| at or above this rounds to infinity in float32 (FLT_MAX plus half an ulp)
 F32_OVERFLOW: Final = float(np.float32(3.4028235e38)) + 2.0**103
@@ -126,9 +134,13 @@ class Trees:
     # -- batches: scikit-learn's own float32 traversal --
 
     def _leaves(self, X: FloatArray) -> list[IntArray]:
-        Z = X if self._pre is None else self._pre(X)
+        try:
+            Z = X if self._pre is None else self._pre(X)
+        except NotFinite:
+            Z = X + np.inf  # a scaled value overflowed: refused below, as scikit-learn does
         if not np.abs(Z).max(initial=0.0) < F32_OVERFLOW:
             ask(self.fallback, "predict", X)  # scikit-learn refuses these rows: a 400
+            raise NotFinite  # (and if it did not, it answers the whole batch: the caller)
         Z32 = Z.astype(np.float32)
         return [t.apply(Z32) for t in self._tree_objs]
 
@@ -146,7 +158,13 @@ class Trees:
         if X.shape[0] == 1:
             one = self.predict_one(X[0])
             return np.array([one], dtype=np.intp if self._classifier else np.float64)
-        leaves = self._leaves(X)
+        try:
+            leaves = self._leaves(X)
+        except NotFinite:  # the estimator answered rows it was expected to refuse
+            out = ask(self.fallback, "predict", X)
+            if not self._classifier:
+                return np.asarray(out, dtype=np.float64)
+            return np.searchsorted(np.asarray(self.fallback.classes_), out).astype(np.intp)
         if self.family == "tree":
             values = self._per_tree[0][leaves[0]]
             return np.argmax(values, axis=1).astype(np.intp) if self._classifier else values
@@ -161,7 +179,10 @@ class Trees:
         return codes
 
     def predict_proba(self, X: FloatArray) -> FloatArray:
-        leaves = self._leaves(X)
+        try:
+            leaves = self._leaves(X)
+        except NotFinite:
+            return np.asarray(ask(self.fallback, "predict_proba", X), dtype=np.float64)
         if self.family == "tree":
             return np.array(self._per_tree[0][leaves[0]], dtype=np.float64)
         return self._sum(leaves, X.shape[0])
@@ -182,7 +203,10 @@ class Trees:
     def predict_one(self, x: FloatArray) -> Any:
         raw = x
         if self._pre is not None:
-            x = self._pre(x.reshape(1, -1))[0]
+            try:
+                x = self._pre(x.reshape(1, -1))[0]
+            except NotFinite:
+                return self._one_by_estimator(raw)
         if not x.dot(x) < SAFE_NORM2:  # near float32 overflow (or beyond): the estimator
             return self._one_by_estimator(raw)
         if self._one == "walk":
