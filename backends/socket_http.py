@@ -598,7 +598,11 @@ class HttpProtocol(Connection):
             connection = wire.CLOSE
             self._closing = True
         head_only = method == "HEAD"
-        coro = self._service.handle_async(method, path, query, headers or _NO_HEADERS, body)
+        answer = self._service.respond(method, path, query, headers or _NO_HEADERS, body)
+        if answer.__class__ is Response:  # answered now: no coroutine, no Task
+            self._queue(wire.encode(answer, state.date, connection, head_only))  # type: ignore[arg-type]
+            return
+        coro = cast(Coroutine[Any, Any, Response], answer)
         try:
             first = coro.send(None)
         except StopIteration as done:  # answered without awaiting: no Task at all

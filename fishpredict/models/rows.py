@@ -17,7 +17,8 @@ vectorised checks.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -273,6 +274,54 @@ def _frame_rows(sig: Signature, listed: list[list[Any]] | FloatArray) -> Rows:
     )
     has_nan = check_numbers(sub, numeric)
     return Rows(len(frame), frame=frame, has_nan=has_nan)
+
+
+# ---- one row, specialised once per signature ---------------------------------------
+
+#: the largest finite float64: "unbounded" as a bound that still refuses inf and NaN
+_MAX: Final = sys.float_info.max
+
+RowCheck = Callable[[Sequence[Any]], "list[float] | None"]
+
+
+def row_checker(sig: Signature) -> RowCheck | None:
+    """A check of one row of a numeric model, specialised from its signature once.
+
+    The check takes the row's values in feature order as the client sent them and
+    gives them back as floats when every one is a finite number (int or float, not
+    bool) within the feature's bounds; otherwise None, and the caller goes the
+    general way (:func:`from_json_rows`), which accepts what this declines that the
+    model takes (a missing value) and names what it refuses. It never raises.
+    None for a model that takes a DataFrame or text.
+    """
+    if sig.frame or not sig.numeric or sig.n_features == 0:
+        return None
+    n = sig.n_features
+    bounds = tuple(
+        (max(-_MAX, -math.inf if f.minimum is None else float(f.minimum)),
+         min(_MAX, math.inf if f.maximum is None else float(f.maximum)))
+        for f in sig.features
+    )
+
+    def check(values: Sequence[Any]) -> list[float] | None:
+        if len(values) != n:
+            return None
+        out: list[float] = []
+        for v, (lo, hi) in zip(values, bounds):  # noqa: B905 - lengths checked above
+            t = type(v)
+            if t is int:
+                try:
+                    v = float(v)
+                except OverflowError:
+                    return None
+            elif t is not float:
+                return None
+            if not lo <= v <= hi:  # NaN and inf fail too
+                return None
+            out.append(v)
+        return out
+
+    return check
 
 
 # ---- the entry points ---------------------------------------------------------------

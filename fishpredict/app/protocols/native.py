@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from fishpredict.app import codec
-from fishpredict.app.messages import Answer, Job, Request, Response, error
-from fishpredict.app.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from fishpredict.app.messages import Answer, Headers, Job, Request, Response, error
+from fishpredict.app.metrics import MetricsUnavailable, content_type
 from fishpredict.app.protocols.answers import label_table, values_json
 from fishpredict.app.routes import Route
-from fishpredict.errors import InvalidInputError, Reply
+from fishpredict.errors import FishpredictError, InvalidInputError, Reply
 from fishpredict.fish.dataset import LANGUAGES, Language
 from fishpredict.models import rows as rowslib
 from fishpredict.models.loaded import LoadedModel
@@ -104,6 +104,21 @@ def _fish_decode(service: Service, req: Request) -> Job:
     return Job(model, rows, labels=labels, context=(x, w))
 
 
+def _fish_parts(service: Service, model: LoadedModel, labels: str | None, code: int
+                ) -> tuple[str, str]:
+    """A classifier's ``/fish`` answer for class ``code``, around length and weight."""
+    key = ("fish", model.name, labels, code)
+    cached = service.memo.get(key)
+    if cached is None:
+        label = label_table(model, labels)[code]
+        k = "null" if model.info.k is None else str(model.info.k)
+        cached = service.memo[key] = (
+            f'{{"prediction":{label},"length":',
+            f',"k":{k},"model":{codec.dumps(model.name).decode()}}}',
+        )
+    return cached  # type: ignore[return-value]
+
+
 def _fish_encode(service: Service, job: Job, answer: Answer) -> Response:
     model = job.model
     x, w = job.context
@@ -113,18 +128,55 @@ def _fish_encode(service: Service, job: Job, answer: Answer) -> Response:
         parts = (f'{{"prediction":{value},"length":', f',"k":null,"model":'
                  f'{codec.dumps(model.name).decode()}}}')
     else:
-        code = int(answer.codes[0])
-        key = ("fish", model.name, job.labels, code)
-        cached = service.memo.get(key)
-        if cached is None:
-            label = label_table(model, job.labels)[code]
-            k = "null" if model.info.k is None else str(model.info.k)
-            cached = service.memo[key] = (
-                f'{{"prediction":{label},"length":',
-                f',"k":{k},"model":{codec.dumps(model.name).decode()}}}',
-            )
-        parts = cached  # type: ignore[assignment]
+        parts = _fish_parts(service, model, job.labels, int(answer.codes[0]))
     return Response(200, f'{parts[0]}{x!r},"weight":{w!r}{parts[1]}'.encode())
+
+
+def fish_hot(service: Service, query: str, headers: Headers, body: bytes
+             ) -> tuple[Response, str] | None:
+    """``GET /fish?length=..&weight=..[&k=..]`` of a classifier with a one-row fast path,
+    the short way: the query read in one pass into the row, the model's own row check,
+    its plain-float predict, the answer's cached parts. Anything else (another
+    parameter, a repeated or escaped one, a value the check declines, a model the
+    general way would batch) returns None: :func:`_fish_decode` and
+    :func:`_fish_encode` answer it, errors included. Gives the answer and the model."""
+    predictor = service.predictor
+    if predictor is None or not predictor.cache or "%" in query or "+" in query:
+        return None
+    length = weight = k = None
+    for part in query.split("&"):
+        key, _, value = part.partition("=")
+        if key == "length" and length is None:
+            length = value
+        elif key == "weight" and weight is None:
+            weight = value
+        elif key == "k" and k is None:
+            k = value
+        else:
+            return None
+    if length is None or weight is None:
+        return None
+    try:
+        if k is None:
+            model = predictor.model(None)
+        elif k.isascii() and k.isdigit() and len(k) <= K_DIGITS:
+            model = predictor.model(int(k))
+        else:
+            return None
+        x = check_value("length", length)
+        w = check_value("weight", weight)
+    except FishpredictError:
+        return None
+    fast = model.fast
+    check = model.row_check
+    if (fast is None or check is None or fast.prefers_batches or not model.is_classifier
+            or model.signature.names != FISH_FEATURES):
+        return None
+    row = check((x, w))
+    if row is None:
+        return None
+    parts = _fish_parts(service, model, service.config.labels, int(fast.predict_row(row)))
+    return Response(200, f'{parts[0]}{x!r},"weight":{w!r}{parts[1]}'.encode()), model.name
 
 
 # ---- POST /predict ------------------------------------------------------------------
@@ -225,7 +277,10 @@ def _models(service: Service, req: Request) -> Response:
 def _metrics(service: Service, req: Request) -> Response:
     if service.metrics is None:
         return error(404, "not_found", "metrics are turned off")
-    return Response(200, service.metrics.render(), content_type=METRICS_CONTENT_TYPE)
+    try:  # prometheus-client is imported now, for the first scrape
+        return Response(200, service.metrics.render(), content_type=content_type())
+    except MetricsUnavailable as exc:
+        return error(exc.status, exc.code, exc.message)
 
 
 def _openapi(service: Service, req: Request) -> Response:

@@ -127,6 +127,74 @@ def chain(scalers: list[Transform]) -> Transform | None:
     return apply
 
 
+# ---- one row in plain floats ---------------------------------------------------------
+
+RowTransform = Callable[[list[float]], list[float]]
+
+
+def _standard_row(scaler: Any) -> RowTransform:
+    mean = np.asarray(scaler.mean_, dtype=np.float64).tolist() if scaler.with_mean else None
+    scale = np.asarray(scaler.scale_, dtype=np.float64).tolist() if scaler.with_std else None
+    if mean is not None and scale is not None:
+        return lambda x: [(v - m) / s for v, m, s in zip(x, mean, scale)]  # noqa: B905
+    if mean is not None:
+        return lambda x: [v - m for v, m in zip(x, mean)]  # noqa: B905
+    if scale is not None:
+        return lambda x: [v / s for v, s in zip(x, scale)]  # noqa: B905
+    return list
+
+
+def _minmax_row(scaler: Any) -> RowTransform:
+    scale = np.asarray(scaler.scale_, dtype=np.float64).tolist()
+    low = np.asarray(scaler.min_, dtype=np.float64).tolist()
+    if not scaler.clip:
+        return lambda x: [v * s + m for v, s, m in zip(x, scale, low)]  # noqa: B905
+    lo, hi = (float(v) for v in scaler.feature_range)
+    return lambda x: [min(max(v * s + m, lo), hi) for v, s, m in zip(x, scale, low)]  # noqa: B905
+
+
+def _maxabs_row(scaler: Any) -> RowTransform:
+    scale = np.asarray(scaler.scale_, dtype=np.float64).tolist()
+    if not getattr(scaler, "clip", False):
+        return lambda x: [v / s for v, s in zip(x, scale)]  # noqa: B905
+    return lambda x: [min(max(v / s, -1.0), 1.0) for v, s in zip(x, scale)]  # noqa: B905
+
+
+def row_chain(estimator: Any) -> tuple[RowTransform | None] | None:
+    """The scalers of :func:`unwrap` for one row of Python floats, with the same float
+    operations (elementwise, so the same bits): ``(transform,)`` (None: no scalers), or
+    None when :func:`unwrap` finds none of its cases."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, StandardScaler
+
+    if type(estimator) is not Pipeline:
+        return (None,)
+    steps = [s for _, s in estimator.steps if s is not None and not
+             (isinstance(s, str) and s == "passthrough")]
+    fns: list[RowTransform] = []
+    for step in steps[:-1]:
+        kind = type(step)
+        if kind is StandardScaler:
+            fns.append(_standard_row(step))
+        elif kind is MinMaxScaler:
+            fns.append(_minmax_row(step))
+        elif kind is MaxAbsScaler:
+            fns.append(_maxabs_row(step))
+        else:
+            return None
+    if not fns:
+        return (None,)
+    if len(fns) == 1:
+        return (fns[0],)
+
+    def apply(x: list[float]) -> list[float]:
+        for fn in fns:
+            x = fn(x)
+        return x
+
+    return (apply,)
+
+
 def ask(estimator: Any, method: str, X: FloatArray, first_row: int = 0) -> npt.NDArray[Any]:
     """``estimator.method(X)``: an error it raises becomes the 400 the estimator's own
     path would give (a :class:`ModelRefusedError` naming the row)."""

@@ -13,11 +13,21 @@ that is all its ``predict`` computes, so the answers are the same bits.
 
 from __future__ import annotations
 
+import math
+from operator import mul
 from typing import Any
 
 import numpy as np
 
-from fishpredict.models.fastpaths.base import FloatArray, IntArray, Transform, chain, unwrap
+from fishpredict.models.fastpaths.base import (
+    FloatArray,
+    IntArray,
+    RowTransform,
+    Transform,
+    chain,
+    row_chain,
+    unwrap,
+)
 
 
 def _types() -> dict[type, str]:
@@ -51,7 +61,8 @@ class LinearClassifier:
     prefers_batches = False
     task = "classifier"
 
-    def __init__(self, final: Any, pre: Transform | None, proba: str | None) -> None:
+    def __init__(self, final: Any, pre: Transform | None, proba: str | None,
+                 pre_row: tuple[RowTransform | None] | None = None) -> None:
         coef = final.coef_
         self._w = coef.T if coef.ndim == 2 else coef
         self._b = final.intercept_
@@ -61,6 +72,7 @@ class LinearClassifier:
         self.n_features = int(coef.shape[-1])
         self.has_proba = proba is not None
         self.classes = np.asarray(final.classes_)
+        self._row = _RowScores(coef, final.intercept_, pre_row)
 
     def _scores(self, X: FloatArray) -> FloatArray:
         if self._pre is not None:
@@ -86,6 +98,12 @@ class LinearClassifier:
             return 1 if s.item() > 0 else 0  # .item(): one value, (1,) or (1, 1)
         return int(s.argmax())
 
+    def predict_row(self, row: list[float]) -> int:
+        """One finite row as Python floats: scores in plain floats where rounding cannot
+        change the answer (see :class:`_RowScores`), else :meth:`predict_one`."""
+        code = self._row.code(row)
+        return code if code is not None else self.predict_one(np.array(row, dtype=np.float64))
+
     def predict_proba(self, X: FloatArray) -> FloatArray:
         scores = self._scores(X)
         if self._proba == "softmax":
@@ -101,6 +119,55 @@ class LinearClassifier:
             total[zero] = prob.shape[1]
         prob /= total.reshape((prob.shape[0], -1))
         return prob
+
+
+class _RowScores:
+    """One row's scores ``w . z + b`` in Python floats, answered only when no rounding
+    can change the class.
+
+    Any evaluation of a dot product of ``d`` terms plus the intercept, in any order and
+    with or without fused multiply-adds (a BLAS kernel's, or this one's), is within
+    ``(d + 1) u / (1 - (d + 1) u) * (sum |w_i z_i| + |b|)`` of the exact value (``u``
+    the unit roundoff), and ``sum |w_i z_i| <= |w| |z|``. :attr:`slack` is more than
+    twice that bound. When the best score leads every other by more than both their
+    slacks (two classes: the score's distance from 0 is more than its slack), the
+    estimator's own scores order the classes the same way: the answer is the same
+    class. Otherwise :meth:`code` returns None and the numpy path decides. The scalers
+    are replayed elementwise in Python floats: the same operations, the same bits.
+    """
+
+    def __init__(self, coef: FloatArray, intercept: Any,
+                 pre: tuple[RowTransform | None] | None) -> None:
+        rows = np.atleast_2d(np.asarray(coef, dtype=np.float64))
+        b = np.broadcast_to(np.asarray(intercept, dtype=np.float64), (rows.shape[0],))
+        self.ok = pre is not None and bool(np.isfinite(rows).all() and np.isfinite(b).all())
+        self.pre = pre[0] if pre is not None else None
+        self.w: list[list[float]] = rows.tolist()
+        self.b: list[float] = b.tolist()
+        d = rows.shape[1]
+        factor = 2.0 * (d + 2) * float(np.finfo(np.float64).eps)
+        wnorm = np.sqrt((rows * rows).sum(axis=1)) * 1.01
+        #: a score's slack is at most ``a * |z| + c`` (every class's, at once)
+        self.a = float(factor * wnorm.max())
+        self.c = float(factor * np.abs(b).max()) + 1e-300
+        self.binary = rows.shape[0] == 1
+
+    def code(self, row: list[float]) -> int | None:
+        if not self.ok:
+            return None
+        z = row if self.pre is None else self.pre(row)
+        znorm = math.sqrt(sum(map(mul, z, z)))
+        if not znorm < 1e150:
+            return None
+        err = self.a * znorm + self.c
+        if self.binary:
+            s = sum(map(mul, self.w[0], z)) + self.b[0]
+            return 1 if s > err else 0 if s < -err else None
+        scores = [sum(map(mul, w, z)) + b for w, b in zip(self.w, self.b)]  # noqa: B905
+        ordered = sorted(scores)
+        if not ordered[-1] - ordered[-2] > 2.0 * err:
+            return None
+        return scores.index(ordered[-1])
 
 
 def _softmax(scores: FloatArray) -> FloatArray:
@@ -135,6 +202,10 @@ class LinearRegressor:
     def predict_one(self, x: FloatArray) -> float:
         return float(self.predict(x.reshape(1, -1))[0])
 
+    def predict_row(self, row: list[float]) -> float:
+        """One row as Python floats (values keep the BLAS kernel's bits: numpy answers)."""
+        return self.predict_one(np.array(row, dtype=np.float64))
+
     def predict_proba(self, X: FloatArray) -> FloatArray:
         raise NotImplementedError("a regressor has no probabilities")
 
@@ -164,7 +235,7 @@ def compile(estimator: Any) -> LinearClassifier | LinearRegressor | None:
         return None
     if coef.ndim != 2 or coef.shape[0] != (1 if len(classes) == 2 else len(classes)):
         return None
-    return LinearClassifier(final, pre, _proba_kind(final, kind))
+    return LinearClassifier(final, pre, _proba_kind(final, kind), row_chain(estimator))
 
 
 def boundary_rows(fast: LinearClassifier | LinearRegressor, X: FloatArray) -> FloatArray:
