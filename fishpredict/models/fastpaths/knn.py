@@ -242,7 +242,8 @@ class Knn:
             code = kernel.predict(row)
             if code is not None:
                 return code
-        return self.predict_one(np.array(row, dtype=np.float64))
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self.predict_one(np.array(row, dtype=np.float64))
 
     def predict_proba(self, X: FloatArray) -> FloatArray:
         if not self._batched_here(X.shape[0]) or self.k >= self.n_train:
