@@ -8,9 +8,9 @@ side of their float32 cut; for KNN, the training points (distance-0 ties; up to
 2,000), midpoints of pairs of them (equidistant ties) and random rows around them; for linear
 classifiers, random rows at several scales and those rows moved onto the decision
 boundary. Batches are compared with ``estimator.predict`` on the same chunks,
-one-row answers (``predict_one`` and the plain-float ``predict_row``) with the estimator on the same row (linear models, whose last bits
-depend on the batch's shape) or on the batch (every other family), probabilities to
-1e-12.
+one-row answers (``predict_one`` and the plain-float ``predict_row``) with the
+estimator on the same row (linear models, whose last bits depend on the batch's shape)
+or on the batch (every other family), probabilities to 1e-12.
 """
 
 from __future__ import annotations
