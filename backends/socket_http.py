@@ -402,8 +402,19 @@ _WANTED: Final = {
     # the V2 binary tensor data extension: bytes of JSON before the binary tensors
     b"inference-header-content-length": "inference-header-content-length",
 }
+#: header names as clients commonly spell them -> the kept name, or None: one look-up
+#: instead of lower-casing every name (any other spelling is lower-cased)
+_SPELLED: Final[dict[bytes, str | None]] = {
+    spelled: _WANTED.get(name)
+    for name in (*_WANTED, b"host", b"user-agent", b"accept-encoding", b"accept-language",
+                 b"cache-control", b"cookie", b"origin", b"referer", b"x-request-id")
+    for spelled in (name, name.title())
+}
 _METHODS: Final = {m.encode(): m for m in ("GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS")}
 _NO_HEADERS: Final[Mapping[str, str]] = MappingProxyType({})
+
+
+_OTHER: Final = "other"  # not in _SPELLED (a sentinel: no header is kept under it)
 
 
 class _Stop(Exception):
@@ -446,7 +457,7 @@ class HttpProtocol(Connection):
         self._head_bytes = 0
         self._nheaders = 0
         self._carry = 0  # bytes of a head that began in an earlier chunk
-        self._body: list[bytes] | None = None
+        self._body: bytes | list[bytes] | None = None
         self._body_size = 0
 
     # -- transport events --
@@ -517,7 +528,9 @@ class HttpProtocol(Connection):
         if self._head_bytes > state.max_head_bytes or self._nheaders > state.max_headers:
             self._reject_head()
             raise _Stop
-        key = _WANTED.get(name.lower())
+        key = _SPELLED.get(name, _OTHER)
+        if key is _OTHER:
+            key = _WANTED.get(name.lower())
         if key is None or self._phase != HEAD:  # chunked trailers never change the request
             return
         text = value.decode("latin-1")
@@ -567,10 +580,13 @@ class HttpProtocol(Connection):
             self._reject(too_big, "body_too_large")
             raise _Stop
         self._body_size = size
-        if self._body is None:
-            self._body = [chunk]
+        body = self._body
+        if body is None:
+            self._body = chunk  # one chunk, the usual case: kept as it is
+        elif body.__class__ is bytes:
+            self._body = [body, chunk]  # type: ignore[list-item]
         else:
-            self._body.append(chunk)
+            body.append(chunk)  # type: ignore[union-attr]
 
     def on_message_complete(self) -> None:
         state = self._state
@@ -585,7 +601,7 @@ class HttpProtocol(Connection):
             self._reject(flow.bad_request("malformed request target"), "bad_request")
             raise _Stop from None
         parts = self._body
-        body = b"" if parts is None else parts[0] if len(parts) == 1 else b"".join(parts)
+        body = b"" if parts is None else parts if parts.__class__ is bytes else b"".join(parts)
         if parser.should_keep_alive() and not state.draining:
             connection = wire.NO_CONNECTION
             if (

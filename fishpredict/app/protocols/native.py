@@ -7,6 +7,7 @@ Errors here are ``{"error": {"code": ..., "message": ...}}``.
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
@@ -132,51 +133,76 @@ def _fish_encode(service: Service, job: Job, answer: Answer) -> Response:
     return Response(200, f'{parts[0]}{x!r},"weight":{w!r}{parts[1]}'.encode())
 
 
+#: the query of ``/fish`` in its usual order: length, weight, then k or nothing
+_FISH_QUERY: Final = re.compile(
+    rf"length=([^&]*)&weight=([^&]*)(?:&k=([0-9]{{1,{K_DIGITS}}}))?")
+_FISH_HOT: Final = "fish-hot"
+
+
+def _fish_state(model: LoadedModel) -> Any:
+    """``(row check, predict_row)`` of a ``/fish`` classifier with a one-row fast path
+    that the general way answers at once (not micro-batched), or False."""
+    fast, check = model.fast, model.row_check
+    if (fast is None or check is None or fast.prefers_batches or not model.is_classifier
+            or model.signature.names != FISH_FEATURES):
+        return False
+    return check, fast.predict_row
+
+
+def fish_hot_decode(query: str) -> tuple[str | None, float, float] | None:
+    """The hot path's decode step: ``(k, length, weight)`` of a query in the usual order
+    with plain numbers (no escape, no ``_``, ASCII), or None."""
+    if "%" in query or "+" in query:
+        return None
+    m = _FISH_QUERY.fullmatch(query)
+    if m is None:
+        return None
+    length, weight, k = m.groups()
+    if "_" in length or "_" in weight or not (length.isascii() and weight.isascii()):
+        return None  # check_value refuses them
+    try:
+        return k, float(length), float(weight)
+    except ValueError:
+        return None
+
+
+def fish_hot_encode(service: Service, model: LoadedModel, code: int, x: float, w: float
+                    ) -> Response:
+    """The hot path's encode step: the answer for class ``code`` from its cached parts."""
+    parts = _fish_parts(service, model, service.config.labels, code)
+    return Response(200, f'{parts[0]}{x!r},"weight":{w!r}{parts[1]}'.encode())
+
+
 def fish_hot(service: Service, query: str, headers: Headers, body: bytes
              ) -> tuple[Response, str] | None:
     """``GET /fish?length=..&weight=..[&k=..]`` of a classifier with a one-row fast path,
-    the short way: the query read in one pass into the row, the model's own row check,
-    its plain-float predict, the answer's cached parts. Anything else (another
-    parameter, a repeated or escaped one, a value the check declines, a model the
-    general way would batch) returns None: :func:`_fish_decode` and
-    :func:`_fish_encode` answer it, errors included. Gives the answer and the model."""
+    the short way: the query matched in one step (:func:`fish_hot_decode`), the model's
+    own row check, its plain-float predict, the answer's cached parts
+    (:func:`fish_hot_encode`). Anything else (another order or parameter, an escape, a
+    value the check declines, a model the general way would batch) returns None:
+    :func:`_fish_decode` and :func:`_fish_encode` answer it, errors included. Gives the
+    answer and the model."""
     predictor = service.predictor
-    if predictor is None or not predictor.cache or "%" in query or "+" in query:
+    if predictor is None or not predictor.cache:
         return None
-    length = weight = k = None
-    for part in query.split("&"):
-        key, _, value = part.partition("=")
-        if key == "length" and length is None:
-            length = value
-        elif key == "weight" and weight is None:
-            weight = value
-        elif key == "k" and k is None:
-            k = value
-        else:
-            return None
-    if length is None or weight is None:
+    decoded = fish_hot_decode(query)
+    if decoded is None:
         return None
+    k, x, w = decoded
     try:
-        if k is None:
-            model = predictor.model(None)
-        elif k.isascii() and k.isdigit() and len(k) <= K_DIGITS:
-            model = predictor.model(int(k))
-        else:
-            return None
-        x = check_value("length", length)
-        w = check_value("weight", weight)
+        model = predictor.model(None if k is None else int(k))
     except FishpredictError:
         return None
-    fast = model.fast
-    check = model.row_check
-    if (fast is None or check is None or fast.prefers_batches or not model.is_classifier
-            or model.signature.names != FISH_FEATURES):
+    state: Any = model.memo.get(_FISH_HOT)
+    if state is None:
+        state = model.memo[_FISH_HOT] = _fish_state(model)
+    if state is False:
         return None
-    row = check((x, w))
+    check, predict_row = state
+    row = check((x, w))  # finite and within the signature's bounds, or None
     if row is None:
         return None
-    parts = _fish_parts(service, model, service.config.labels, int(fast.predict_row(row)))
-    return Response(200, f'{parts[0]}{x!r},"weight":{w!r}{parts[1]}'.encode()), model.name
+    return fish_hot_encode(service, model, predict_row(row), x, w), model.name
 
 
 # ---- POST /predict ------------------------------------------------------------------

@@ -289,29 +289,18 @@ def _hot_of(service: Service, model: LoadedModel) -> Any:
     return check, fast.predict_row, sig.n_features, tuple(answers)
 
 
-def infer_hot(name: str, service: Service, query: str, headers: Headers, body: bytes
-              ) -> tuple[Response, str] | None:
-    """``POST /v2/models/NAME/infer`` of one FP64 ``[1, d]`` row (an ``id`` at most
-    beside it), for a classifier with a one-row fast path, the short way: the parsed
-    body checked for that one shape, its data straight into the model's row check, the
-    plain-float predict, the general encoder's answer for that class with the id put
-    in. Anything else returns None: :func:`_infer_decode` and :func:`_infer_encode`
-    answer it, errors included. Gives the answer and the model."""
-    predictor = service.predictor
-    if (predictor is None or service.draining or binary.HEADER in headers
-            or len(body) > service.config.max_body_bytes):
+def infer_hot_decode(body: bytes, n_features: int) -> tuple[str | None, list[Any]] | None:
+    """The hot path's decode step: ``(id, data)`` of a body that is exactly one FP64
+    ``[1, n_features]`` tensor with its data flat (and an ``id`` at most beside it),
+    or None."""
+    if body[:1] != b"{":
+        return None  # codec.loads takes whitespace first; the general way answers it
+    try:  # codec.loads' own decoder, for a body that is one object and nothing more
+        text = body.decode("utf-8")
+        doc, end = codec.scan_object(text)
+    except (ValueError, RecursionError, FishpredictError, StopIteration):
         return None
-    try:
-        model = predictor.model(name)
-        hot: Any = model.memo.get(_HOT)
-        if hot is None:
-            hot = model.memo[_HOT] = _hot_of(service, model)
-        if hot is False:
-            return None
-        doc = codec.loads(body)
-    except FishpredictError:
-        return None
-    if doc.__class__ is not dict:
+    if end != len(text) or doc.__class__ is not dict:
         return None
     inputs = doc.get("inputs")
     request_id = doc.get("id")
@@ -321,21 +310,57 @@ def infer_hot(name: str, service: Service, query: str, headers: Headers, body: b
     tensor = inputs[0]
     if tensor.__class__ is not dict or len(tensor) != 4 or tensor.get("datatype") != "FP64":
         return None
-    tname, shape, data = tensor.get("name"), tensor.get("shape"), tensor.get("data")
-    check, predict_row, d, answers = hot
-    if (tname.__class__ is not str or not tname or shape.__class__ is not list
+    name, shape, data = tensor.get("name"), tensor.get("shape"), tensor.get("data")
+    if (name.__class__ is not str or not name or shape.__class__ is not list
             or len(shape) != 2 or data.__class__ is not list):
         return None
     rows, width = shape
-    if rows.__class__ is not int or width.__class__ is not int or rows != 1 or width != d:
+    if rows.__class__ is not int or width.__class__ is not int or rows != 1 \
+            or width != n_features:
         return None
+    return request_id, data
+
+
+def infer_hot_encode(answer: tuple[bytes, bytes], request_id: str | None) -> Response:
+    """The hot path's encode step: the general encoder's answer for the class, with the
+    request's id put in."""
+    head, tail = answer
+    if request_id is None:
+        return Response(200, head + tail)
+    return Response(200, b"".join((head, b',"id":', codec.dumps(request_id), tail)))
+
+
+def infer_hot(name: str, service: Service, query: str, headers: Headers, body: bytes
+              ) -> tuple[Response, str] | None:
+    """``POST /v2/models/NAME/infer`` of one FP64 ``[1, d]`` row (an ``id`` at most
+    beside it), for a classifier with a one-row fast path, the short way: the body
+    checked for that one shape (:func:`infer_hot_decode`), its data straight into the
+    model's row check, the plain-float predict, the general encoder's answer for that
+    class with the id put in (:func:`infer_hot_encode`). Anything else returns None:
+    :func:`_infer_decode` and :func:`_infer_encode` answer it, errors included. Gives
+    the answer and the model."""
+    predictor = service.predictor
+    if (predictor is None or service.draining or binary.HEADER in headers
+            or len(body) > service.config.max_body_bytes):
+        return None
+    try:
+        model = predictor.model(name)
+    except FishpredictError:
+        return None
+    hot: Any = model.memo.get(_HOT)
+    if hot is None:
+        hot = model.memo[_HOT] = _hot_of(service, model)
+    if hot is False:
+        return None
+    check, predict_row, n_features, answers = hot
+    decoded = infer_hot_decode(body, n_features)
+    if decoded is None:
+        return None
+    request_id, data = decoded
     row = check(data)
     if row is None:
         return None
-    head, tail = answers[predict_row(row)]
-    if request_id is None:
-        return Response(200, head + tail), model.name
-    return Response(200, b"".join((head, b',"id":', codec.dumps(request_id), tail))), model.name
+    return infer_hot_encode(answers[predict_row(row)], request_id), model.name
 
 
 def _routes() -> tuple[Route, ...]:
