@@ -81,6 +81,7 @@ class Service:
         self.table = RouteTable(_routes())
         #: the hot paths by exact path (:mod:`fishpredict.app.hot`): one dict look-up
         self.hot: dict[str, Hot] = {}
+        self._own_handle_async = type(self).handle_async is not Service.handle_async
         if predictor is not None:
             self.set_predictor(predictor)
 
@@ -184,7 +185,15 @@ class Service:
     ) -> Response | Coroutine[Any, Any, Response]:
         """Answer one request now, or give the coroutine to await for its answer (only a
         one-row prediction the micro-batcher coalesces has to wait): what
-        :meth:`handle_async` does, without a coroutine for the answers that need none."""
+        :meth:`handle_async` does, without a coroutine for the answers that need none
+        (a subclass that overrides :meth:`handle_async` is answered through it)."""
+        if self._own_handle_async:
+            return self.handle_async(method, path, query, headers, body)
+        return self._respond(method, path, query, headers, body)
+
+    def _respond(
+        self, method: str, path: str, query: str, headers: Headers, body: bytes
+    ) -> Response | Coroutine[Any, Any, Response]:
         start = perf_counter()
         hot = self.hot.get(path)
         if hot is not None and hot.method == method:
@@ -246,7 +255,7 @@ class Service:
     ) -> Response:
         """Answer one request; one-row predictions of models without a fast path go
         through the micro-batcher when it is on."""
-        answer = self.respond(method, path, query, headers, body)
+        answer = self._respond(method, path, query, headers, body)
         if isinstance(answer, Response):
             return answer
         return await answer
