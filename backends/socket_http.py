@@ -556,11 +556,11 @@ class HttpProtocol(Connection):
         if headers is None:
             return
         length = headers.get("content-length")
-        if length is not None:
-            too_big = self._service.body_limit_response(int(length))  # llhttp checked the digits
-            if too_big is not None:
-                self._reject(too_big, "body_too_large")
-                raise _Stop
+        if length is not None and int(length) > state.max_body_bytes:  # llhttp checked it
+            too_big = self._service.body_limit_response(int(length))
+            assert too_big is not None
+            self._reject(too_big, "body_too_large")
+            raise _Stop
         expect = headers.get("expect")
         if (
             expect is not None
@@ -595,11 +595,16 @@ class HttpProtocol(Connection):
         self._phase = IDLE
         raw_method = parser.get_method()
         method = _METHODS.get(raw_method) or raw_method.decode("latin-1")
-        try:
-            path, query = _target(self._url)
-        except httptools.HttpParserInvalidURLError:
-            self._reject(flow.bad_request("malformed request target"), "bad_request")
-            raise _Stop from None
+        url = self._url
+        raw_path, _, raw_query = url.partition(b"?")
+        if url[:1] == b"/" and b"%" not in raw_path and b"#" not in url:  # the usual target
+            path, query = raw_path.decode("latin-1"), raw_query.decode("latin-1")
+        else:
+            try:
+                path, query = _target(url)
+            except httptools.HttpParserInvalidURLError:
+                self._reject(flow.bad_request("malformed request target"), "bad_request")
+                raise _Stop from None
         parts = self._body
         body = b"" if parts is None else parts if parts.__class__ is bytes else b"".join(parts)
         if parser.should_keep_alive() and not state.draining:
@@ -616,7 +621,12 @@ class HttpProtocol(Connection):
         head_only = method == "HEAD"
         answer = self._service.respond(method, path, query, headers or _NO_HEADERS, body)
         if answer.__class__ is Response:  # answered now: no coroutine, no Task
-            self._queue(wire.encode(answer, state.date, connection, head_only))  # type: ignore[arg-type]
+            data = wire.encode(answer, state.date, connection, head_only)  # type: ignore[arg-type]
+            if self._pending:
+                self._queue(data)
+            else:  # _queue's usual case
+                self._out.append(data)
+                self.deadline = state.now + state.keepalive_timeout
             return
         coro = cast(Coroutine[Any, Any, Response], answer)
         try:

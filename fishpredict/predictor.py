@@ -188,7 +188,9 @@ class Predictor:
         """The model for a name or k (``None``: the default model)."""
         if which is None:
             return self._default
-        return self._find(which, self._table, self._by_k)
+        found = (self._by_k.get(which) if isinstance(which, int) and which.__class__ is int
+                 else self._table.get(which) if which.__class__ is str else None)
+        return found if found is not None else self._find(which, self._table, self._by_k)
 
     def models(self) -> list[ModelInfo]:
         """What is loaded, in load order."""
