@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING
 
 from fishpredict.app.messages import Headers, Response
@@ -22,17 +21,19 @@ from fishpredict.app.protocols import native, v2
 if TYPE_CHECKING:
     from fishpredict.app.service import Service
 
-#: ``answer(service, query, headers, body)``: the response and the model that answered
-Answerer = Callable[["Service", str, Headers, bytes], "tuple[Response, str] | None"]
+#: ``answer(arg, service, query, headers, body)``: the response and the model that answered
+Answerer = Callable[[str, "Service", str, Headers, bytes], "tuple[Response, str] | None"]
 
 
 @dataclass(frozen=True, slots=True)
 class Hot:
-    """One hot path: its method, its route's template (the metrics label), its answerer."""
+    """One hot path: its method, its route's template (the metrics label), its answerer
+    and the answerer's first argument (the model's name in the path, or "")."""
 
     method: str
     route: str
     answer: Answerer
+    arg: str = ""
 
 
 def hot_paths(service: Service) -> dict[str, Hot]:
@@ -44,8 +45,7 @@ def hot_paths(service: Service) -> dict[str, Hot]:
     for info in predictor.models():
         name = info.name
         if name and "/" not in name:  # as the route's {name} matches it
-            out[f"/v2/models/{name}/infer"] = Hot("POST", v2.INFER_ROUTE,
-                                                  partial(v2.infer_hot, name))
+            out[f"/v2/models/{name}/infer"] = Hot("POST", v2.INFER_ROUTE, v2.infer_hot, name)
     return out
 
 

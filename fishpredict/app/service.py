@@ -197,7 +197,7 @@ class Service:
         start = perf_counter()
         hot = self.hot.get(path)
         if hot is not None and hot.method == method:
-            answered = hot.answer(self, query, headers, body)
+            answered = hot.answer(hot.arg, self, query, headers, body)
             if answered is not None:
                 response, model = answered
                 if self.metrics is not None:
@@ -229,7 +229,7 @@ class Service:
         start = perf_counter()
         hot = self.hot.get(path)
         if hot is not None and hot.method == method:
-            answered = hot.answer(self, query, headers, body)
+            answered = hot.answer(hot.arg, self, query, headers, body)
             if answered is not None:
                 response, model = answered
                 if self.metrics is not None:

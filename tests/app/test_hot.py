@@ -71,7 +71,7 @@ def tensor(data: Any, shape: Any = None, **extra: Any) -> dict[str, Any]:
 
 
 def test_the_plain_shapes_are_answered_hot(service: Service) -> None:
-    assert native.fish_hot(service, "length=30&weight=600&k=5", {}, b"") is not None
+    assert native.fish_hot("", service, "length=30&weight=600&k=5", {}, b"") is not None
     for model, row in (("knn-k5", [30.0, 600]), ("iris", [5.1, 3.5, 1.4, 0.2]),
                        ("names", [5.1, 3.5, 1.4, 0.2])):
         path, body = infer(model, {"id": "7", "inputs": [tensor(row)]})
@@ -202,7 +202,7 @@ def test_draining_and_not_ready_go_the_general_way(service: Service) -> None:
     finally:
         service.draining = False
     idle = Service(None)
-    assert native.fish_hot(idle, "length=30&weight=600", {}, b"") is None
+    assert native.fish_hot("", idle, "length=30&weight=600", {}, b"") is None
     assert idle.handle("GET", "/fish", "length=30&weight=600", {}).status == 503
 
 

@@ -173,7 +173,7 @@ def fish_hot_encode(service: Service, model: LoadedModel, code: int, x: float, w
     return Response(200, f'{parts[0]}{x!r},"weight":{w!r}{parts[1]}'.encode())
 
 
-def fish_hot(service: Service, query: str, headers: Headers, body: bytes
+def fish_hot(_: str, service: Service, query: str, headers: Headers, body: bytes
              ) -> tuple[Response, str] | None:
     """``GET /fish?length=..&weight=..[&k=..]`` of a classifier with a one-row fast path,
     the short way: the query matched in one step (:func:`fish_hot_decode`), the model's

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import Any
+from operator import add, mul, sub, truediv
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -130,69 +131,85 @@ def chain(scalers: list[Transform]) -> Transform | None:
 # ---- one row in plain floats ---------------------------------------------------------
 
 RowTransform = Callable[[list[float]], list[float]]
+#: one scaler's operations on one value, in order: ("sub"|"div"|"mul"|"add", constants
+#: per feature) or ("clip", (lo, hi)); what its ``transform`` does to each element
+RowStep = tuple[str, Any]
 
 
-def _standard_row(scaler: Any) -> RowTransform:
-    mean = np.asarray(scaler.mean_, dtype=np.float64).tolist() if scaler.with_mean else None
-    scale = np.asarray(scaler.scale_, dtype=np.float64).tolist() if scaler.with_std else None
-    if mean is not None and scale is not None:
-        return lambda x: [(v - m) / s for v, m, s in zip(x, mean, scale)]  # noqa: B905
-    if mean is not None:
-        return lambda x: [v - m for v, m in zip(x, mean)]  # noqa: B905
-    if scale is not None:
-        return lambda x: [v / s for v, s in zip(x, scale)]  # noqa: B905
-    return list
+def _floats(values: Any) -> list[float]:
+    return np.asarray(values, dtype=np.float64).tolist()  # type: ignore[no-any-return]
 
 
-def _minmax_row(scaler: Any) -> RowTransform:
-    scale = np.asarray(scaler.scale_, dtype=np.float64).tolist()
-    low = np.asarray(scaler.min_, dtype=np.float64).tolist()
-    if not scaler.clip:
-        return lambda x: [v * s + m for v, s, m in zip(x, scale, low)]  # noqa: B905
-    lo, hi = (float(v) for v in scaler.feature_range)
-    return lambda x: [min(max(v * s + m, lo), hi) for v, s, m in zip(x, scale, low)]  # noqa: B905
+def row_steps(estimator: Any) -> list[list[RowStep]] | None:
+    """The scalers of :func:`unwrap`, each as its elementwise float operations
+    (``StandardScaler``: sub mean, div scale; ``MinMaxScaler``: mul scale, add min,
+    clip; ``MaxAbsScaler``: div scale, clip), or None when :func:`unwrap` finds none of
+    its cases or a scale is 0 (Python floats raise on a division by zero)."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, StandardScaler
+
+    if type(estimator) is not Pipeline:
+        return []
+    steps = [s for _, s in estimator.steps if s is not None and not
+             (isinstance(s, str) and s == "passthrough")]
+    out: list[list[RowStep]] = []
+    for step in steps[:-1]:
+        kind = type(step)
+        ops: list[RowStep] = []
+        if kind is StandardScaler:
+            if step.with_mean:
+                ops.append(("sub", _floats(step.mean_)))
+            if step.with_std:
+                ops.append(("div", _floats(step.scale_)))
+        elif kind is MinMaxScaler:
+            ops += [("mul", _floats(step.scale_)), ("add", _floats(step.min_))]
+            if step.clip:
+                ops.append(("clip", tuple(float(v) for v in step.feature_range)))
+        elif kind is MaxAbsScaler:
+            ops.append(("div", _floats(step.scale_)))
+            if getattr(step, "clip", False):
+                ops.append(("clip", (-1.0, 1.0)))
+        else:
+            return None
+        if any(op == "div" and 0.0 in values for op, values in ops):
+            return None
+        out.append(ops)
+    return out
 
 
-def _maxabs_row(scaler: Any) -> RowTransform:
-    scale = np.asarray(scaler.scale_, dtype=np.float64).tolist()
-    if not getattr(scaler, "clip", False):
-        return lambda x: [v / s for v, s in zip(x, scale)]  # noqa: B905
-    return lambda x: [min(max(v / s, -1.0), 1.0) for v, s in zip(x, scale)]  # noqa: B905
+_BINARY: Final = {"sub": sub, "div": truediv, "mul": mul, "add": add}
+
+
+def _row_op(op: str, values: Any) -> RowTransform:
+    if op == "clip":
+        lo, hi = values
+        return lambda x: [min(max(v, lo), hi) for v in x]
+    fn = _BINARY[op]
+    return lambda x: list(map(fn, x, values))
 
 
 def row_chain(estimator: Any) -> tuple[RowTransform | None] | None:
     """The scalers of :func:`unwrap` for one row of Python floats, with the same float
     operations (elementwise, so the same bits): ``(transform,)`` (None: no scalers), or
-    None when :func:`unwrap` finds none of its cases."""
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, StandardScaler
+    None (see :func:`row_steps`)."""
+    steps = row_steps(estimator)
+    return None if steps is None else (row_chain_of(steps),)
 
-    if type(estimator) is not Pipeline:
-        return (None,)
-    steps = [s for _, s in estimator.steps if s is not None and not
-             (isinstance(s, str) and s == "passthrough")]
-    fns: list[RowTransform] = []
-    for step in steps[:-1]:
-        kind = type(step)
-        if kind is StandardScaler:
-            fns.append(_standard_row(step))
-        elif kind is MinMaxScaler:
-            fns.append(_minmax_row(step))
-        elif kind is MaxAbsScaler:
-            fns.append(_maxabs_row(step))
-        else:
-            return None
+
+def row_chain_of(steps: list[list[RowStep]]) -> RowTransform | None:
+    """One function applying :func:`row_steps`' operations in order (None: none)."""
+    fns = [_row_op(op, values) for ops in steps for op, values in ops]
     if not fns:
-        return (None,)
+        return None
     if len(fns) == 1:
-        return (fns[0],)
+        return fns[0]
 
     def apply(x: list[float]) -> list[float]:
         for fn in fns:
             x = fn(x)
         return x
 
-    return (apply,)
+    return apply
 
 
 def ask(estimator: Any, method: str, X: FloatArray, first_row: int = 0) -> npt.NDArray[Any]:

@@ -13,19 +13,20 @@ that is all its ``predict`` computes, so the answers are the same bits.
 
 from __future__ import annotations
 
+import builtins
 import math
 from operator import mul
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
 from fishpredict.models.fastpaths.base import (
     FloatArray,
     IntArray,
-    RowTransform,
+    RowStep,
     Transform,
     chain,
-    row_chain,
+    row_steps,
     unwrap,
 )
 
@@ -62,7 +63,7 @@ class LinearClassifier:
     task = "classifier"
 
     def __init__(self, final: Any, pre: Transform | None, proba: str | None,
-                 pre_row: tuple[RowTransform | None] | None = None) -> None:
+                 row: list[list[RowStep]] | None = None) -> None:
         coef = final.coef_
         self._w = coef.T if coef.ndim == 2 else coef
         self._b = final.intercept_
@@ -72,7 +73,7 @@ class LinearClassifier:
         self.n_features = int(coef.shape[-1])
         self.has_proba = proba is not None
         self.classes = np.asarray(final.classes_)
-        self._row = _RowScores(coef, final.intercept_, pre_row)
+        self._row = _RowScores(coef, final.intercept_, row)
 
     def _scores(self, X: FloatArray) -> FloatArray:
         if self._pre is not None:
@@ -121,6 +122,10 @@ class LinearClassifier:
         return prob
 
 
+#: most coefficients a one-row scorer is written out for (beyond: loops over lists)
+ROW_CODE_TERMS: Final = 4096
+
+
 class _RowScores:
     """One row's scores ``w . z + b`` in Python floats, answered only when no rounding
     can change the class.
@@ -128,22 +133,26 @@ class _RowScores:
     Any evaluation of a dot product of ``d`` terms plus the intercept, in any order and
     with or without fused multiply-adds (a BLAS kernel's, or this one's), is within
     ``(d + 1) u / (1 - (d + 1) u) * (sum |w_i z_i| + |b|)`` of the exact value (``u``
-    the unit roundoff), and ``sum |w_i z_i| <= |w| |z|``. :attr:`slack` is more than
-    twice that bound. When the best score leads every other by more than both their
-    slacks (two classes: the score's distance from 0 is more than its slack), the
-    estimator's own scores order the classes the same way: the answer is the same
-    class. Otherwise :meth:`code` returns None and the numpy path decides. The scalers
-    are replayed elementwise in Python floats: the same operations, the same bits.
+    the unit roundoff), and ``sum |w_i z_i| <= |w| |z|``; the slack used here is more
+    than twice that bound. When the best score leads every other by more than both
+    their slacks (two classes: the score's distance from 0 is more than its slack),
+    the estimator's own scores order the classes the same way: the answer is the same
+    class. Otherwise :meth:`code` returns None and the numpy path decides.
+
+    The scalers are replayed elementwise in Python floats, the very operations of
+    their ``transform`` (:func:`~fishpredict.models.fastpaths.base.row_steps`), so
+    the final step sees the same bits. For a model of up to :data:`ROW_CODE_TERMS`
+    coefficients, scalers and scores are written out once as one Python function with
+    the constants in it (``repr`` of a float reads back to the same float).
     """
 
     def __init__(self, coef: FloatArray, intercept: Any,
-                 pre: tuple[RowTransform | None] | None) -> None:
+                 steps: list[list[RowStep]] | None) -> None:
         rows = np.atleast_2d(np.asarray(coef, dtype=np.float64))
         b = np.broadcast_to(np.asarray(intercept, dtype=np.float64), (rows.shape[0],))
-        self.ok = pre is not None and bool(np.isfinite(rows).all() and np.isfinite(b).all())
-        self.pre = pre[0] if pre is not None else None
-        self.w: list[list[float]] = rows.tolist()
-        self.b: list[float] = b.tolist()
+        finite = all(np.isfinite(v).all() for ops in steps or () for _, v in ops)
+        self.ok = steps is not None and finite and bool(
+            np.isfinite(rows).all() and np.isfinite(b).all())
         d = rows.shape[1]
         factor = 2.0 * (d + 2) * float(np.finfo(np.float64).eps)
         wnorm = np.sqrt((rows * rows).sum(axis=1)) * 1.01
@@ -151,23 +160,63 @@ class _RowScores:
         self.a = float(factor * wnorm.max())
         self.c = float(factor * np.abs(b).max()) + 1e-300
         self.binary = rows.shape[0] == 1
+        self.scores: Any = None
+        if self.ok and steps is not None:
+            self.scores = (_written(rows.tolist(), b.tolist(), steps)
+                           if rows.size <= ROW_CODE_TERMS else _looped(rows, b, steps))
 
     def code(self, row: list[float]) -> int | None:
         if not self.ok:
             return None
-        z = row if self.pre is None else self.pre(row)
-        znorm = math.sqrt(sum(map(mul, z, z)))
-        if not znorm < 1e150:
+        norm, scores = self.scores(row)
+        if not norm < 1e150:
             return None
-        err = self.a * znorm + self.c
+        err = self.a * norm + self.c
         if self.binary:
-            s = sum(map(mul, self.w[0], z)) + self.b[0]
+            s = scores[0]
             return 1 if s > err else 0 if s < -err else None
-        scores = [sum(map(mul, w, z)) + b for w, b in zip(self.w, self.b)]  # noqa: B905
         ordered = sorted(scores)
         if not ordered[-1] - ordered[-2] > 2.0 * err:
             return None
-        return scores.index(ordered[-1])
+        return int(scores.index(ordered[-1]))
+
+
+def _written(w: list[list[float]], b: list[float], steps: list[list[RowStep]]) -> Any:
+    """``scores(x) -> (|z|, [score per class])`` written out as Python source."""
+    d = len(w[0])
+    lines = ["def scores(x):", f"    {', '.join(f'z{j}' for j in range(d))}, = x"]
+    sign = {"sub": "-", "div": "/", "mul": "*", "add": "+"}
+    for ops in steps:
+        for op, values in ops:
+            for j in range(d):
+                if op == "clip":
+                    lo, hi = values
+                    lines.append(f"    z{j} = min(max(z{j}, {lo!r}), {hi!r})")
+                else:
+                    lines.append(f"    z{j} = z{j} {sign[op]} {float(values[j])!r}")
+    norm = " + ".join(f"z{j} * z{j}" for j in range(d))
+    scores = ", ".join(
+        " + ".join([*(f"{float(c)!r} * z{j}" for j, c in enumerate(row)), repr(float(i))])
+        for row, i in zip(w, b, strict=True))
+    lines.append(f"    return sqrt({norm}), [{scores}]")
+    namespace: dict[str, Any] = {"sqrt": math.sqrt}
+    exec(builtins.compile("\n".join(lines), "<linear row>", "exec"), namespace)
+    return namespace["scores"]
+
+
+def _looped(rows: FloatArray, b: Any, steps: list[list[RowStep]]) -> Any:
+    """:func:`_written`'s function for a model too big to write out."""
+    from fishpredict.models.fastpaths.base import row_chain_of
+
+    pre = row_chain_of(steps)
+    w, bias = rows.tolist(), b.tolist()
+
+    def scores(x: list[float]) -> tuple[float, list[float]]:
+        z = x if pre is None else pre(x)
+        return (math.sqrt(sum(map(mul, z, z))),
+                [sum(map(mul, c, z)) + i for c, i in zip(w, bias)])  # noqa: B905
+
+    return scores
 
 
 def _softmax(scores: FloatArray) -> FloatArray:
@@ -235,7 +284,7 @@ def compile(estimator: Any) -> LinearClassifier | LinearRegressor | None:
         return None
     if coef.ndim != 2 or coef.shape[0] != (1 if len(classes) == 2 else len(classes)):
         return None
-    return LinearClassifier(final, pre, _proba_kind(final, kind), row_chain(estimator))
+    return LinearClassifier(final, pre, _proba_kind(final, kind), row_steps(estimator))
 
 
 def boundary_rows(fast: LinearClassifier | LinearRegressor, X: FloatArray) -> FloatArray:
