@@ -284,6 +284,16 @@ _MAX: Final = sys.float_info.max
 RowCheck = Callable[[Sequence[Any]], "list[float] | None"]
 
 
+def _number(v: Any) -> float | None:
+    """A JSON int as a float (None for anything else, or an int past float's range)."""
+    if v.__class__ is not int:
+        return None
+    try:
+        return float(v)
+    except OverflowError:
+        return None
+
+
 def row_checker(sig: Signature) -> RowCheck | None:
     """A check of one row of a numeric model, specialised from its signature once.
 
@@ -292,35 +302,32 @@ def row_checker(sig: Signature) -> RowCheck | None:
     bool) within the feature's bounds; otherwise None, and the caller goes the
     general way (:func:`from_json_rows`), which accepts what this declines that the
     model takes (a missing value) and names what it refuses. It never raises.
-    None for a model that takes a DataFrame or text.
+    None for a model that takes a DataFrame or text. The check is written out as one
+    Python function with the bounds in it (``repr`` of a float reads back the same).
     """
     if sig.frame or not sig.numeric or sig.n_features == 0:
         return None
     n = sig.n_features
-    bounds = tuple(
+    bounds = [
         (max(-_MAX, -math.inf if f.minimum is None else float(f.minimum)),
          min(_MAX, math.inf if f.maximum is None else float(f.maximum)))
         for f in sig.features
-    )
-
-    def check(values: Sequence[Any]) -> list[float] | None:
-        if len(values) != n:
-            return None
-        out: list[float] = []
-        for v, (lo, hi) in zip(values, bounds):  # noqa: B905 - lengths checked above
-            t = type(v)
-            if t is int:
-                try:
-                    v = float(v)
-                except OverflowError:
-                    return None
-            elif t is not float:
-                return None
-            if not lo <= v <= hi:  # NaN and inf fail too
-                return None
-            out.append(v)
-        return out
-
+    ]
+    if any(math.isnan(lo) or math.isnan(hi) for lo, hi in bounds):
+        return None
+    names = [f"v{j}" for j in range(n)]
+    lines = ["def check(values):", f"    if len(values) != {n}:", "        return None",
+             f"    {', '.join(names)}, = values"]
+    for v in names:
+        lines += [f"    if {v}.__class__ is not float:", f"        {v} = number({v})",
+                  f"        if {v} is None:", "            return None"]
+    within = " and ".join(f"{lo!r} <= {v} <= {hi!r}"
+                          for v, (lo, hi) in zip(names, bounds, strict=True))
+    lines += [f"    if not ({within}):", "        return None",  # NaN and inf fail too
+              f"    return [{', '.join(names)}]"]
+    namespace: dict[str, Any] = {"number": _number}
+    exec(compile("\n".join(lines), f"<row check of {n} features>", "exec"), namespace)
+    check: RowCheck = namespace["check"]
     return check
 
 
