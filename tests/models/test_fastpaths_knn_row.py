@@ -131,3 +131,13 @@ def test_a_unanimous_cell_answers_without_distances() -> None:
     assert unanimous > len(fast._row.cells) // 2
     row = X[0].tolist()
     assert fast._row.predict(row) == truth(est, X[0])
+
+
+def test_when_every_point_votes_the_row_is_the_majority_without_distances() -> None:
+    est = training.train(49)
+    fast = fastpaths.compile(est)
+    assert isinstance(fast, knn.Knn) and fast._row is None
+    X, _ = _fish()
+    rows = np.vstack([X, X * 3.0, -X])
+    want = np.searchsorted(est.classes_, est.predict(rows))
+    assert [fast.predict_row(r.tolist()) for r in rows] == want.tolist()

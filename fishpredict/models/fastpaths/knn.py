@@ -242,6 +242,8 @@ class Knn:
             code = kernel.predict(row)
             if code is not None:
                 return code
+        elif self.k >= self.n_train and not self.distance:
+            return self._all  # every training point votes, as _batch answers
         with np.errstate(over="ignore", invalid="ignore"):
             return self.predict_one(np.array(row, dtype=np.float64))
 
