@@ -128,9 +128,12 @@ def dask(quick: bool, rows: int, workers: int, work_dir: str | None,
               show_default=True, help="comma-separated backends to load")
 @click.option("--parts", default="ab", show_default=True,
               help="a: the loads against the ceiling; b: µs per step in one process")
+@click.option("--settle", type=POSITIVE_FLOAT, default=None, metavar="SECONDS",
+              help="before each load wait up to SECONDS for an idle machine, and load again "
+              "(on fresh rows) if disturbed")
 @json_option("also write the figures as JSON to FILE ('-': stdout)")
 def hotpath(quick: bool, duration: float | None, connections: int, backend_list: str,
-            parts: str, json_out: str | None) -> int:
+            parts: str, settle: float | None, json_out: str | None) -> int:
     """What a request costs against the Python ceiling, in one run.
 
     a. The Python ceiling (uvloop and httptools answering a fixed JSON body) and each
@@ -145,7 +148,7 @@ def hotpath(quick: bool, duration: float | None, connections: int, backend_list:
     backends = _backends(backend_list) if "a" in parts else ()
     write_json(json_out, _run(lambda: _suite("hotpath").run(
         quick=quick, duration=duration, connections=connections, backends=backends,
-        parts=parts)))
+        parts=parts, settle_s=settle or 0.0)))
     return 0
 
 

@@ -53,10 +53,10 @@ def recorder(monkeypatch: pytest.MonkeyPatch, name: str) -> list[dict[str, Any]]
          {"rows": 5000, "quick": True, "workers": 3, "work_dir": "/tmp/w"}),
         (["hotpath", "--quick", "--backends", "socket", "--duration", "1.5"],
          {"quick": True, "duration": 1.5, "connections": 64, "backends": ("socket",),
-          "parts": "ab"}),
-        (["hotpath", "--parts", "b", "--backends", "nosuch"],
+          "parts": "ab", "settle_s": 0.0}),
+        (["hotpath", "--parts", "b", "--backends", "nosuch", "--settle", "60"],
          {"quick": False, "duration": None, "connections": 64, "backends": (),
-          "parts": "b"}),
+          "parts": "b", "settle_s": 60.0}),
     ],
 )
 def test_options_reach_run_and_json_is_written(
