@@ -82,6 +82,8 @@ class Service:
         #: the hot paths by exact path (:mod:`fishpredict.app.hot`): one dict look-up
         self.hot: dict[str, Hot] = {}
         self._own_handle_async = type(self).handle_async is not Service.handle_async
+        if not self._own_handle_async and type(self).respond is Service.respond:
+            self.respond = self._respond  # type: ignore[method-assign,assignment]  # a call less
         if predictor is not None:
             self.set_predictor(predictor)
 
@@ -192,7 +194,7 @@ class Service:
         return self._respond(method, path, query, headers, body)
 
     def _respond(
-        self, method: str, path: str, query: str, headers: Headers, body: bytes
+        self, method: str, path: str, query: str, headers: Headers, body: bytes = b""
     ) -> Response | Coroutine[Any, Any, Response]:
         start = perf_counter()
         hot = self.hot.get(path)
