@@ -83,7 +83,7 @@ class Service:
         self.hot: dict[str, Hot] = {}
         self._own_handle_async = type(self).handle_async is not Service.handle_async
         if not self._own_handle_async and type(self).respond is Service.respond:
-            self.respond = self._respond  # type: ignore[method-assign,assignment]  # a call less
+            self.respond = self._respond  # type: ignore[method-assign]  # a call less
         if predictor is not None:
             self.set_predictor(predictor)
 
