@@ -442,6 +442,8 @@ class HttpProtocol(Connection):
         "_carry",
         "_head_bytes",
         "_headers",
+        "_max_fields",
+        "_max_head",
         "_nheaders",
         "_parser",
         "_service",
@@ -451,6 +453,8 @@ class HttpProtocol(Connection):
     def __init__(self, state: ServerState) -> None:
         super().__init__(state)
         self._service = state.service
+        self._max_head = state.max_head_bytes
+        self._max_fields = state.max_headers
         self._parser = httptools.HttpRequestParser(self)
         self._url = b""
         self._headers: dict[str, str] | None = None
@@ -495,7 +499,15 @@ class HttpProtocol(Connection):
             else:
                 if self._phase == HEAD and self._carry > self._state.max_head_bytes:
                     self._reject_head()
-            self._flush()
+            out = self._out
+            if out and not (self._pending or self._closing or self._lost):
+                # _flush's usual case: every answer made, none waiting, the connection open
+                self._transport.write(out[0] if len(out) == 1 else b"".join(out))
+                out.clear()
+                if self._state.draining and self._phase == IDLE:
+                    self._close_idle()
+            else:
+                self._flush()
         except Exception:  # never let an exception out of a transport callback
             log.exception("socket backend: unexpected error; closing the connection")
             self._transport.abort()
@@ -522,10 +534,9 @@ class HttpProtocol(Connection):
             raise _Stop
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        state = self._state
-        self._nheaders += 1
-        self._head_bytes += len(name) + len(value) + 4
-        if self._head_bytes > state.max_head_bytes or self._nheaders > state.max_headers:
+        fields = self._nheaders = self._nheaders + 1
+        size = self._head_bytes = self._head_bytes + len(name) + len(value) + 4
+        if size > self._max_head or fields > self._max_fields:
             self._reject_head()
             raise _Stop
         key = _SPELLED.get(name, _OTHER)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 from urllib.parse import unquote_plus
 
@@ -35,12 +35,13 @@ _DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
 _ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-def scan_object(text: str) -> tuple[Any, int]:
-    """The JSON value at the start of ``text`` and where it ends, with :func:`loads`'
-    rules for constants (no whitespace skipped, nothing after it checked): for a hot
-    path that then checks the value's shape (raises ``StopIteration``,
-    ``json.JSONDecodeError`` or :class:`InvalidInputError`)."""
-    return _DECODER.scan_once(text, 0)  # type: ignore[attr-defined,no-any-return]
+#: ``scan_once(text, 0)``: the JSON value at the start of ``text`` and where it ends,
+#: with :func:`loads`' rules for constants (no whitespace skipped, nothing after it
+#: checked): for a hot path that then checks the value's shape (raises
+#: ``StopIteration``, ``json.JSONDecodeError`` or :class:`InvalidInputError`)
+scan_once: Final[Callable[[str, int], tuple[Any, int]]] = _DECODER.scan_once  # type: ignore[attr-defined]
+#: ``dumps(text)`` of a str, as text (``json``'s own C function)
+dumps_str: Final[Callable[[str], str]] = json.encoder.encode_basestring
 
 
 def dumps(obj: Any) -> bytes:

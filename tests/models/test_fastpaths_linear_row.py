@@ -62,18 +62,16 @@ def truth(est: Any, row: np.ndarray) -> int:
 
 
 def test_the_written_out_and_the_looped_scorer_agree() -> None:
-    """A model past ROW_CODE_TERMS is scored in loops over lists: same scores."""
-    est, _, _ = fitted("wide")
+    """A model past ROW_CODE_TERMS is scored in loops over lists: the same answers."""
+    est, _, X = fitted("wide")
     steps = base.row_steps(est)
     assert steps is not None
-    coef = est[-1].coef_
-    looped = linear._looped(coef, est[-1].intercept_, steps)
-    written = linear._written(coef.tolist(), est[-1].intercept_.tolist(), steps)
-    row = fitted("wide")[2][0].tolist()
-    norm_l, scores_l = looped(row)
-    norm_w, scores_w = written(row)
-    assert abs(norm_l - norm_w) <= 1e-12 * norm_l
-    assert np.allclose(scores_l, scores_w, rtol=1e-12, atol=1e-12)
+    coef, intercept = est[-1].coef_.tolist(), est[-1].intercept_.tolist()
+    looped = linear._looped(coef, intercept, steps, 1e-12, 1e-300)
+    written = linear._written(coef, intercept, steps, 1e-12, 1e-300)
+    rows = np.vstack([X, np.random.default_rng(1).normal(0, 3, X.shape)])
+    assert [looped(r) for r in rows.tolist()] == [written(r) for r in rows.tolist()]
+    assert all(written(r) is not None for r in rows.tolist()[:50])
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

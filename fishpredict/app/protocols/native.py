@@ -108,7 +108,7 @@ def _fish_decode(service: Service, req: Request) -> Job:
 def _fish_parts(service: Service, model: LoadedModel, labels: str | None, code: int
                 ) -> tuple[str, str]:
     """A classifier's ``/fish`` answer for class ``code``, around length and weight."""
-    key = ("fish", model.name, labels, code)
+    key = ("fish", model.info.name, labels, code)
     cached = service.memo.get(key)
     if cached is None:
         label = label_table(model, labels)[code]
@@ -202,7 +202,7 @@ def fish_hot(_: str, service: Service, query: str, headers: Headers, body: bytes
     row = check((x, w))  # finite and within the signature's bounds, or None
     if row is None:
         return None
-    return fish_hot_encode(service, model, predict_row(row), x, w), model.name
+    return fish_hot_encode(service, model, predict_row(row), x, w), model.info.name
 
 
 # ---- POST /predict ------------------------------------------------------------------

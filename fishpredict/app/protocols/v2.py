@@ -297,7 +297,7 @@ def infer_hot_decode(body: bytes, n_features: int) -> tuple[str | None, list[Any
         return None  # codec.loads takes whitespace first; the general way answers it
     try:  # codec.loads' own decoder, for a body that is one object and nothing more
         text = body.decode("utf-8")
-        doc, end = codec.scan_object(text)
+        doc, end = codec.scan_once(text, 0)
     except (ValueError, RecursionError, FishpredictError, StopIteration):
         return None
     if end != len(text) or doc.__class__ is not dict:
@@ -327,7 +327,8 @@ def infer_hot_encode(answer: tuple[bytes, bytes], request_id: str | None) -> Res
     head, tail = answer
     if request_id is None:
         return Response(200, head + tail)
-    return Response(200, b"".join((head, b',"id":', codec.dumps(request_id), tail)))
+    return Response(200, b"".join((head, b',"id":', codec.dumps_str(request_id).encode(),
+                                   tail)))
 
 
 def infer_hot(name: str, service: Service, query: str, headers: Headers, body: bytes
@@ -360,7 +361,7 @@ def infer_hot(name: str, service: Service, query: str, headers: Headers, body: b
     row = check(data)
     if row is None:
         return None
-    return infer_hot_encode(answers[predict_row(row)], request_id), model.name
+    return infer_hot_encode(answers[predict_row(row)], request_id), name
 
 
 def _routes() -> tuple[Route, ...]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import builtins
 import math
+from collections.abc import Callable
 from operator import mul
 from typing import Any, Final
 
@@ -151,40 +152,31 @@ class _RowScores:
         rows = np.atleast_2d(np.asarray(coef, dtype=np.float64))
         b = np.broadcast_to(np.asarray(intercept, dtype=np.float64), (rows.shape[0],))
         finite = all(np.isfinite(v).all() for ops in steps or () for _, v in ops)
-        self.ok = steps is not None and finite and bool(
+        ok = steps is not None and finite and bool(
             np.isfinite(rows).all() and np.isfinite(b).all())
         d = rows.shape[1]
         factor = 2.0 * (d + 2) * float(np.finfo(np.float64).eps)
         wnorm = np.sqrt((rows * rows).sum(axis=1)) * 1.01
         #: a score's slack is at most ``a * |z| + c`` (every class's, at once)
-        self.a = float(factor * wnorm.max())
-        self.c = float(factor * np.abs(b).max()) + 1e-300
-        self.binary = rows.shape[0] == 1
-        self.scores: Any = None
-        if self.ok and steps is not None:
-            self.scores = (_written(rows.tolist(), b.tolist(), steps)
-                           if rows.size <= ROW_CODE_TERMS else _looped(rows, b, steps))
-
-    def code(self, row: list[float]) -> int | None:
-        if not self.ok:
-            return None
-        norm, scores = self.scores(row)
-        if not norm < 1e150:
-            return None
-        err = self.a * norm + self.c
-        if self.binary:
-            s = scores[0]
-            return 1 if s > err else 0 if s < -err else None
-        ordered = sorted(scores)
-        if not ordered[-1] - ordered[-2] > 2.0 * err:
-            return None
-        return int(scores.index(ordered[-1]))
+        a = float(factor * wnorm.max())
+        c = float(factor * np.abs(b).max()) + 1e-300
+        #: ``code(row)``: the class, or None when numpy must decide
+        self.code: Callable[[list[float]], int | None] = _declines
+        if ok and steps is not None:
+            make = _written if rows.size <= ROW_CODE_TERMS else _looped
+            self.code = make(rows.tolist(), b.tolist(), steps, a, c)
 
 
-def _written(w: list[list[float]], b: list[float], steps: list[list[RowStep]]) -> Any:
-    """``scores(x) -> (|z|, [score per class])`` written out as Python source."""
+def _declines(row: list[float]) -> int | None:
+    return None
+
+
+def _written(w: list[list[float]], b: list[float], steps: list[list[RowStep]], a: float,
+             c: float) -> Callable[[list[float]], int | None]:
+    """:class:`_RowScores`' decision written out as one Python function: the scalers'
+    operations, the norm, each class's score, the bound, with the constants in it."""
     d = len(w[0])
-    lines = ["def scores(x):", f"    {', '.join(f'z{j}' for j in range(d))}, = x"]
+    lines = ["def code(x):", f"    {', '.join(f'z{j}' for j in range(d))}, = x"]
     sign = {"sub": "-", "div": "/", "mul": "*", "add": "+"}
     for ops in steps:
         for op, values in ops:
@@ -194,29 +186,45 @@ def _written(w: list[list[float]], b: list[float], steps: list[list[RowStep]]) -
                     lines.append(f"    z{j} = min(max(z{j}, {lo!r}), {hi!r})")
                 else:
                     lines.append(f"    z{j} = z{j} {sign[op]} {float(values[j])!r}")
-    norm = " + ".join(f"z{j} * z{j}" for j in range(d))
-    scores = ", ".join(
-        " + ".join([*(f"{float(c)!r} * z{j}" for j, c in enumerate(row)), repr(float(i))])
-        for row, i in zip(w, b, strict=True))
-    lines.append(f"    return sqrt({norm}), [{scores}]")
+    lines += [f"    norm = sqrt({' + '.join(f'z{j} * z{j}' for j in range(d))})",
+              "    if not norm < 1e150:", "        return None",
+              f"    err = {a!r} * norm + {c!r}"]
+    scores = [" + ".join([*(f"{float(k)!r} * z{j}" for j, k in enumerate(row)),
+                          repr(float(i))]) for row, i in zip(w, b, strict=True)]
+    if len(scores) == 1:
+        lines += [f"    s = {scores[0]}", "    return 1 if s > err else 0 if s < -err else None"]
+    else:
+        lines += [f"    s = [{', '.join(scores)}]", "    o = sorted(s)",
+                  "    if not o[-1] - o[-2] > 2.0 * err:", "        return None",
+                  "    return s.index(o[-1])"]
     namespace: dict[str, Any] = {"sqrt": math.sqrt}
     exec(builtins.compile("\n".join(lines), "<linear row>", "exec"), namespace)
-    return namespace["scores"]
+    return namespace["code"]  # type: ignore[no-any-return]
 
 
-def _looped(rows: FloatArray, b: Any, steps: list[list[RowStep]]) -> Any:
-    """:func:`_written`'s function for a model too big to write out."""
+def _looped(w: list[list[float]], b: list[float], steps: list[list[RowStep]], a: float,
+            c: float) -> Callable[[list[float]], int | None]:
+    """:func:`_written`'s decision for a model too big to write out: loops over lists."""
     from fishpredict.models.fastpaths.base import row_chain_of
 
     pre = row_chain_of(steps)
-    w, bias = rows.tolist(), b.tolist()
+    binary = len(w) == 1
 
-    def scores(x: list[float]) -> tuple[float, list[float]]:
+    def code(x: list[float]) -> int | None:
         z = x if pre is None else pre(x)
-        return (math.sqrt(sum(map(mul, z, z))),
-                [sum(map(mul, c, z)) + i for c, i in zip(w, bias)])  # noqa: B905
+        norm = math.sqrt(sum(map(mul, z, z)))
+        if not norm < 1e150:
+            return None
+        err = a * norm + c
+        s = [sum(map(mul, k, z)) + i for k, i in zip(w, b)]  # noqa: B905
+        if binary:
+            return 1 if s[0] > err else 0 if s[0] < -err else None
+        o = sorted(s)
+        if not o[-1] - o[-2] > 2.0 * err:
+            return None
+        return s.index(o[-1])
 
-    return scores
+    return code
 
 
 def _softmax(scores: FloatArray) -> FloatArray:
