@@ -145,8 +145,16 @@ class RowKnn:
         """The class code of one finite row, or None when ``predict_one`` must decide."""
         z = row if self.pre is None else self.pre(row)
         pts, ys = self.pts, self.ys
-        if self.cells is not None:
-            cell = self._cell(z)
+        cells = self.cells
+        if cells is not None:
+            if self.d == 2:  # _cell, inline for the commonest width
+                g = self.g
+                t0 = (z[0] - self.origin[0]) * self.inv[0]
+                t1 = (z[1] - self.origin[1]) * self.inv[1]
+                cell = cells[int(t0) * g + int(t1)] if 0.0 <= t0 < g and 0.0 <= t1 < g \
+                    else None
+            else:
+                cell = self._cell(z)
             if cell is not None:
                 if isinstance(cell, int):
                     return cell
