@@ -9,10 +9,11 @@ a. **Against the ceiling.** The Python ceiling (:mod:`fishpredict.perf.ceiling`:
    model, keep-alive connections, one request in flight on each. Three workloads:
    ``GET /fish`` (KNN k=5 over the 49 fish), V2 with one fish row, and V2 with one row of
    a StandardScaler + LogisticRegression pipeline fitted on iris. The rows never repeat:
-   the ceiling is loaded first, and every pool a fishpredict server gets holds more
-   distinct requests than the ceiling could send in the warm-up and the load (each of
-   the load's connections walks its own slice of the pool, and the warm-up has a pool
-   of its own), so no answer cache could be what is measured. Each figure is printed
+   every server gets the same pool of distinct rows per workload (the ceiling too, so
+   the generator walks the same memory for every server), holding more requests than
+   the generator can send in the load (each of the load's connections walks its own
+   slice of the pool; the warm-up has a pool of its own; a load measured again gets
+   fresh rows), so no answer cache could be what is measured. Each figure is printed
    with its ratio to the ceiling's requests/s on the same workload.
 b. **In one process, µs per step** of the same three requests on the socket backend's
    path: decode (query string or JSON body to raw values), validate (against the model's
@@ -53,12 +54,12 @@ BACKENDS: Final = ("socket", "starlette", "aiohttp")
 CEILING: Final = "Python ceiling"
 #: the socket backend's share of the ceiling each workload must reach
 TARGETS: Final = {"fish": 0.30, "v2-fish": 0.25, "v2-iris": 0.30}
-#: the pool a fishpredict server gets holds this many times the requests the ceiling
-#: sent in the same time (no server outruns the ceiling; a connection may outrun the
-#: load's average share)
-POOL_MARGIN: Final = 2.0
-#: requests of the ceiling's pool (its answer does not depend on them)
-CEILING_POOL: Final = 4096
+#: requests/s that no server here is sent (one generator process drives the ceiling at
+#: about 160,000)
+RATE_BOUND: Final = 200_000
+#: a pool holds this many times the requests RATE_BOUND would send in the load (each
+#: connection walks its own slice of the pool, and may outrun the average)
+POOL_MARGIN: Final = 1.5
 FISH_MODEL: Final = "knn-k5"
 IRIS_MODEL: Final = "iris"
 HOST: Final = "127.0.0.1"
@@ -260,40 +261,41 @@ def _measured(name: str, url: str, load: Load, pid: int,
 
 def part_a(load: Load, backends: tuple[str, ...], say: Say, settle_s: float = 0.0
            ) -> list[Row]:
-    out: list[Row] = []
-    ceiling: dict[str, Measurement] = {}
-    with ceiling_server() as c:
-        for w in WORKLOADS:
-            say(f"... {CEILING}: {w.key}: loading for {load.duration_s:g} s")
-            def cycled(attempt: int, w: Workload = w, host: str = c.host) -> PoolPair:
-                return w.pool(CEILING_POOL, 1 + 10 * attempt, host), None
+    """The ceiling, then each backend, on every workload: the same pools of distinct rows
+    for every server (a pool holds more rows than any server here can be sent in the
+    load; the warm-up has rows of its own; a load measured again gets fresh rows)."""
+    n = int(RATE_BOUND * load.duration_s * POOL_MARGIN)
+    n_warm = int(RATE_BOUND * load.warmup_s * POOL_MARGIN)
+    shared: dict[str, PoolPair] = {}
 
-            m, size = _measured(f"{CEILING} {w.key}", c.url, load, c.pid, cycled, settle_s)
-            ceiling[w.key] = m
-            out.append(Row(w.key, CEILING, m, size))
+    def pools_of(w: Workload) -> Callable[[int], PoolPair]:
+        def pools(attempt: int) -> PoolPair:
+            if attempt == 0:
+                if w.key not in shared:
+                    say(f"... {w.key}: making {n:,} + {n_warm:,} requests of distinct rows")
+                    shared[w.key] = w.pool(n, 2, HOST), w.pool(n_warm, 3, HOST)
+                return shared[w.key]
+            return w.pool(n, 2 + 10 * attempt, HOST), w.pool(n_warm, 3 + 10 * attempt, HOST)
+
+        return pools
+
+    out: list[Row] = []
+    servers: list[tuple[str, Callable[[], contextlib.AbstractContextManager[Running]]]] = [
+        (CEILING, ceiling_server)]
     with tempfile.TemporaryDirectory(prefix="fishpredict-hotpath-") as tmp:
         args = write_models(Path(tmp))
-        for b in backends:
-            say(f"... {b}: starting")
-            with backend_server(b, args) as srv:
+        servers += [(b, lambda b=b: backend_server(b, args)) for b in backends]  # type: ignore[misc]
+        for name, start in servers:
+            say(f"... {name}: starting")
+            with start() as srv:
                 for w in WORKLOADS:
-                    sent = ceiling[w.key].rps * (load.duration_s + load.warmup_s)
-                    n = max(CEILING_POOL, int(sent * POOL_MARGIN))
-                    n_warm = max(CEILING_POOL, int(n * load.warmup_s /
-                                                   (load.duration_s + load.warmup_s)))
-                    say(f"... {b}: {w.key}: {n:,} distinct rows, loading for "
-                        f"{load.duration_s:g} s")
-
-                    def pools(attempt: int, w: Workload = w, n: int = n, n_warm: int = n_warm,
-                              host: str = srv.host) -> PoolPair:
-                        return (w.pool(n, 2 + 10 * attempt, host),
-                                w.pool(n_warm, 3 + 10 * attempt, host))
-
-                    m, n = _measured(f"{b} {w.key}", srv.url, load, srv.pid, pools, settle_s)
-                    if m.requests * 1.25 > n:  # a connection may have run past its slice
-                        m.warnings.append(f"{m.requests:,} requests from a pool of {n:,} "
+                    say(f"... {name}: {w.key}: loading for {load.duration_s:g} s")
+                    m, size = _measured(f"{name} {w.key}", srv.url, load, srv.pid,
+                                        pools_of(w), settle_s)
+                    if m.requests * 1.25 > size:  # a connection may have run past its slice
+                        m.warnings.append(f"{m.requests:,} requests from a pool of {size:,} "
                                           "rows: some rows may have been sent twice")
-                    out.append(Row(w.key, b, m, n))
+                    out.append(Row(w.key, name, m, size))
     return out
 
 
@@ -312,7 +314,7 @@ def report_a(rows: list[Row], load: Load, say: Say) -> dict[str, Any]:
                           cores(r.m.server_cores),
                           f"{r.m.rps / r.m.server_cores:,.0f}" if r.m.server_cores else "-",
                           cores(r.m.generator_cores), cores(r.m.other_cores),
-                          "cycled" if r.server == CEILING else f"{r.pool:,} distinct"))
+                          f"{r.pool:,} distinct"))
             figures.setdefault(w.key, {})[r.server] = {**r.m.to_dict(), "of_ceiling": share,
                                                        "pool": r.pool}
     say(table(lines))
