@@ -58,6 +58,11 @@ CLEANUP_TIMEOUT = 1.0
 _CHUNK = 256 * 1024
 #: the interim answer to ``Expect: 100-continue``
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+#: the request headers the Service reads, and transfer-encoding (a body follows)
+KEPT_HEADERS = frozenset({
+    "content-type", "accept", "authorization", "content-length", "expect", "connection",
+    "inference-header-content-length", "transfer-encoding",
+})
 
 
 class ServiceHandler:
@@ -139,7 +144,9 @@ class ServiceHandler:
     async def _answer(self, request: web.BaseRequest) -> tuple[Response, bool]:
         """The Service's response, and whether to close the connection after it."""
         method = request.method
-        headers = {name.lower(): value for name, value in request.headers.items()}
+        # the request headers the Service reads (the socket backend keeps the same)
+        headers = {low: value for name, value in request.headers.items()
+                   if (low := name.lower()) in KEPT_HEADERS}
         body = b""
         if method == "POST" or "content-length" in headers or "transfer-encoding" in headers:
             content = request.content
@@ -164,8 +171,10 @@ class ServiceHandler:
         # The raw request target keeps the query undecoded, as the Service expects;
         # request.path is the percent-decoded path.
         query = request.raw_path.partition("?")[2]
-        response = await self.service.handle_async(method, request.path, query, headers, body)
-        return response, False
+        answer = self.service.respond(method, request.path, query, headers, body)
+        if answer.__class__ is not Response:  # only a micro-batched prediction waits
+            answer = await answer  # type: ignore[misc]
+        return answer, False  # type: ignore[return-value]
 
 
 

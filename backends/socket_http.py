@@ -402,8 +402,19 @@ _WANTED: Final = {
     # the V2 binary tensor data extension: bytes of JSON before the binary tensors
     b"inference-header-content-length": "inference-header-content-length",
 }
+#: header names as clients commonly spell them -> the kept name, or None: one look-up
+#: instead of lower-casing every name (any other spelling is lower-cased)
+_SPELLED: Final[dict[bytes, str | None]] = {
+    spelled: _WANTED.get(name)
+    for name in (*_WANTED, b"host", b"user-agent", b"accept-encoding", b"accept-language",
+                 b"cache-control", b"cookie", b"origin", b"referer", b"x-request-id")
+    for spelled in (name, name.title())
+}
 _METHODS: Final = {m.encode(): m for m in ("GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS")}
 _NO_HEADERS: Final[Mapping[str, str]] = MappingProxyType({})
+
+
+_OTHER: Final = "other"  # not in _SPELLED (a sentinel: no header is kept under it)
 
 
 class _Stop(Exception):
@@ -431,6 +442,8 @@ class HttpProtocol(Connection):
         "_carry",
         "_head_bytes",
         "_headers",
+        "_max_fields",
+        "_max_head",
         "_nheaders",
         "_parser",
         "_service",
@@ -440,13 +453,15 @@ class HttpProtocol(Connection):
     def __init__(self, state: ServerState) -> None:
         super().__init__(state)
         self._service = state.service
+        self._max_head = state.max_head_bytes
+        self._max_fields = state.max_headers
         self._parser = httptools.HttpRequestParser(self)
         self._url = b""
         self._headers: dict[str, str] | None = None
         self._head_bytes = 0
         self._nheaders = 0
         self._carry = 0  # bytes of a head that began in an earlier chunk
-        self._body: list[bytes] | None = None
+        self._body: bytes | list[bytes] | None = None
         self._body_size = 0
 
     # -- transport events --
@@ -484,7 +499,15 @@ class HttpProtocol(Connection):
             else:
                 if self._phase == HEAD and self._carry > self._state.max_head_bytes:
                     self._reject_head()
-            self._flush()
+            out = self._out
+            if out and not (self._pending or self._closing or self._lost):
+                # _flush's usual case: every answer made, none waiting, the connection open
+                self._transport.write(out[0] if len(out) == 1 else b"".join(out))
+                out.clear()
+                if self._state.draining and self._phase == IDLE:
+                    self._close_idle()
+            else:
+                self._flush()
         except Exception:  # never let an exception out of a transport callback
             log.exception("socket backend: unexpected error; closing the connection")
             self._transport.abort()
@@ -511,13 +534,14 @@ class HttpProtocol(Connection):
             raise _Stop
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        state = self._state
-        self._nheaders += 1
-        self._head_bytes += len(name) + len(value) + 4
-        if self._head_bytes > state.max_head_bytes or self._nheaders > state.max_headers:
+        fields = self._nheaders = self._nheaders + 1
+        size = self._head_bytes = self._head_bytes + len(name) + len(value) + 4
+        if size > self._max_head or fields > self._max_fields:
             self._reject_head()
             raise _Stop
-        key = _WANTED.get(name.lower())
+        key = _SPELLED.get(name, _OTHER)
+        if key is _OTHER:
+            key = _WANTED.get(name.lower())
         if key is None or self._phase != HEAD:  # chunked trailers never change the request
             return
         text = value.decode("latin-1")
@@ -543,11 +567,11 @@ class HttpProtocol(Connection):
         if headers is None:
             return
         length = headers.get("content-length")
-        if length is not None:
-            too_big = self._service.body_limit_response(int(length))  # llhttp checked the digits
-            if too_big is not None:
-                self._reject(too_big, "body_too_large")
-                raise _Stop
+        if length is not None and int(length) > state.max_body_bytes:  # llhttp checked it
+            too_big = self._service.body_limit_response(int(length))
+            assert too_big is not None
+            self._reject(too_big, "body_too_large")
+            raise _Stop
         expect = headers.get("expect")
         if (
             expect is not None
@@ -567,10 +591,13 @@ class HttpProtocol(Connection):
             self._reject(too_big, "body_too_large")
             raise _Stop
         self._body_size = size
-        if self._body is None:
-            self._body = [chunk]
+        body = self._body
+        if body is None:
+            self._body = chunk  # one chunk, the usual case: kept as it is
+        elif body.__class__ is bytes:
+            self._body = [body, chunk]  # type: ignore[list-item]
         else:
-            self._body.append(chunk)
+            body.append(chunk)  # type: ignore[union-attr]
 
     def on_message_complete(self) -> None:
         state = self._state
@@ -579,13 +606,18 @@ class HttpProtocol(Connection):
         self._phase = IDLE
         raw_method = parser.get_method()
         method = _METHODS.get(raw_method) or raw_method.decode("latin-1")
-        try:
-            path, query = _target(self._url)
-        except httptools.HttpParserInvalidURLError:
-            self._reject(flow.bad_request("malformed request target"), "bad_request")
-            raise _Stop from None
+        url = self._url
+        raw_path, _, raw_query = url.partition(b"?")
+        if url[:1] == b"/" and b"%" not in raw_path and b"#" not in url:  # the usual target
+            path, query = raw_path.decode("latin-1"), raw_query.decode("latin-1")
+        else:
+            try:
+                path, query = _target(url)
+            except httptools.HttpParserInvalidURLError:
+                self._reject(flow.bad_request("malformed request target"), "bad_request")
+                raise _Stop from None
         parts = self._body
-        body = b"" if parts is None else parts[0] if len(parts) == 1 else b"".join(parts)
+        body = b"" if parts is None else parts if parts.__class__ is bytes else b"".join(parts)
         if parser.should_keep_alive() and not state.draining:
             connection = wire.NO_CONNECTION
             if (
@@ -598,7 +630,16 @@ class HttpProtocol(Connection):
             connection = wire.CLOSE
             self._closing = True
         head_only = method == "HEAD"
-        coro = self._service.handle_async(method, path, query, headers or _NO_HEADERS, body)
+        answer = self._service.respond(method, path, query, headers or _NO_HEADERS, body)
+        if answer.__class__ is Response:  # answered now: no coroutine, no Task
+            data = wire.encode(answer, state.date, connection, head_only)  # type: ignore[arg-type]
+            if self._pending:
+                self._queue(data)
+            else:  # _queue's usual case
+                self._out.append(data)
+                self.deadline = state.now + state.keepalive_timeout
+            return
+        coro = cast(Coroutine[Any, Any, Response], answer)
         try:
             first = coro.send(None)
         except StopIteration as done:  # answered without awaiting: no Task at all

@@ -43,6 +43,11 @@ log = logging.getLogger("fishpredict.backends.starlette")
 BACKLOG = binding.BACKLOG
 
 _CONNECTION_CLOSE = (b"connection", b"close")
+#: the request headers the Service reads, and transfer-encoding (a body follows)
+KEPT_HEADERS = frozenset({
+    b"content-type", b"accept", b"authorization", b"content-length", b"expect",
+    b"connection", b"inference-header-content-length", b"transfer-encoding",
+})
 
 
 class _Disconnected(Exception):
@@ -96,8 +101,10 @@ class ServiceEndpoint:
     async def _answer(self, scope: Scope, receive: Receive) -> tuple[Response, bool]:
         """The Service's response, and whether to close the connection after it."""
         method: str = scope["method"]
-        # uvicorn hands header names lower-cased, as ASGI requires.
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        # uvicorn hands header names lower-cased, as ASGI requires; the Service reads
+        # only these (the socket backend keeps the same)
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
+                   if k in KEPT_HEADERS}
         body = b""
         if method == "POST" or "content-length" in headers or "transfer-encoding" in headers:
             length = headers.get("content-length")
@@ -121,10 +128,11 @@ class ServiceEndpoint:
                 return read, True  # a body too slow (the guard refused one too large): close
             body = read
         query: bytes = scope["query_string"]
-        response = await self.service.handle_async(
-            method, scope["path"], query.decode("latin-1"), headers, body
-        )
-        return response, False
+        answer = self.service.respond(method, scope["path"], query.decode("latin-1"), headers,
+                                      body)
+        if answer.__class__ is not Response:  # only a micro-batched prediction waits
+            answer = await answer  # type: ignore[misc]
+        return answer, False  # type: ignore[return-value]
 
     async def _send(self, send: Send, response: Response, close: bool) -> None:
         content_type = self._content_types.get(response.content_type)

@@ -243,7 +243,9 @@ class Predictor:
         """The model for a name or k (``None``: the default model)."""
         if which is None:
             return self._default
-        return self._find(which, self._table, self._by_k)
+        found = (self._by_k.get(which) if isinstance(which, int) and which.__class__ is int
+                 else self._table.get(which) if which.__class__ is str else None)
+        return found if found is not None else self._find(which, self._table, self._by_k)
 
     def models(self) -> list[ModelInfo]:
         """What is loaded, in load order."""
@@ -318,6 +320,13 @@ class Predictor:
         """The label of one fish (any two-feature model). ``k`` picks the model by k or name."""
         x = check_value("length", length)
         w = check_value("weight", weight)
+        if self.cache:  # one row of Python floats, checked and predicted without numpy
+            m = self.model(k)
+            fast, check = m.fast, m.row_check
+            if fast is not None and check is not None and m.is_classifier:
+                row = check((x, w))
+                if row is not None:
+                    return m.labels_for(labels or self.labels)[int(fast.predict_row(row))]
         return self.predict_rows([[x, w]], k, labels=labels)[0]
 
     def predict_codes(self, X: Any, k: str | int | None = None) -> npt.NDArray[np.intp]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 from urllib.parse import unquote_plus
 
@@ -27,9 +27,26 @@ def _reject_constant(name: str) -> Any:
     raise InvalidInputError(f"JSON must not contain {name}: values must be finite numbers")
 
 
+#: ``json.loads(text, parse_constant=...)`` without building a decoder per call
+_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+#: ``json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)``, built once
+_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+#: ``scan_once(text, 0)``: the JSON value at the start of ``text`` and where it ends,
+#: with :func:`loads`' rules for constants (no whitespace skipped, nothing after it
+#: checked): for a hot path that then checks the value's shape (raises
+#: ``StopIteration``, ``json.JSONDecodeError`` or :class:`InvalidInputError`)
+scan_once: Final[Callable[[str, int], tuple[Any, int]]] = _DECODER.scan_once  # type: ignore[attr-defined]
+#: ``dumps(text)`` of a str, as text (``json``'s own C function)
+dumps_str: Final[Callable[[str], str]] = json.encoder.encode_basestring
+
+
 def dumps(obj: Any) -> bytes:
     """Compact UTF-8 JSON (Korean labels stay readable); NaN is never emitted."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    return _ENCODER.encode(obj).encode()
 
 
 def _depth_ok(body: bytes) -> bool:
@@ -68,7 +85,7 @@ def loads(body: bytes) -> Any:
     except UnicodeDecodeError:
         raise InvalidInputError("request body is not valid UTF-8") from None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise InvalidInputError(
             f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"

@@ -78,9 +78,14 @@ class Answer:
     proba: npt.NDArray[np.float64] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Response:
-    """What a backend writes back: status, content type, extra headers, body."""
+    """What a backend writes back: status, content type, extra headers, body.
+
+    Treat it as immutable (answers may be cached and shared). It is not a frozen
+    dataclass only because making one costs a request twice as much (a frozen
+    dataclass sets each field through ``object.__setattr__``).
+    """
 
     status: int
     body: bytes

@@ -1,32 +1,44 @@
-"""Prometheus metrics of a fishpredict server, through prometheus-client.
+"""Prometheus metrics of a fishpredict server: plain numbers, rendered when scraped.
 
-Each :class:`Metrics` owns its own ``CollectorRegistry`` (never the global
-one), so several services in one process do not collide. Label children are
-kept as plain numbers (see :class:`_HotPath`): the hot path takes one lock.
+A request costs one lock and a few dictionary updates of plain integers
+(:meth:`Metrics.observe`); nothing else happens until ``/metrics`` is scraped. Then
+the counts become metric families (:class:`~fishpredict.app.metrics_share.Family`,
+plain data) and prometheus-client, imported at that moment and only then, writes its
+text format (:func:`exposition`). So a server runs without prometheus-client; only
+its ``/metrics`` then answers that it needs it (:class:`MetricsUnavailable`).
+
 With ``--workers N`` each worker counts in its own memory and shares a snapshot
 with its siblings through a directory (``share_dir``, see
 :mod:`fishpredict.app.metrics_share`), so a scrape answered by any worker shows the
-whole server's totals. Every metric is listed in docs/metrics.md.
+whole server's totals. Every metric is listed in docs/metrics.md: the same names,
+types, labels, and ``*_created`` series as prometheus-client's own counters and
+histograms carry.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Sequence
 from itertools import accumulate
+from typing import Any, Final
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.utils import floatToGoString
+from fishpredict.app.metrics_share import Family, Sample, SharedMetrics, exposition
+from fishpredict.errors import FishpredictError
 
-from fishpredict.app.metrics_share import SharedMetrics
+__all__ = [
+    "BATCH_BUCKETS",
+    "LATENCY_BUCKETS",
+    "Metrics",
+    "MetricsUnavailable",
+    "Series",
+    "content_type",
+    "exposition",
+]
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST
-
-LATENCY_BUCKETS = (
+LATENCY_BUCKETS: Final = (
     0.00005,
     0.0001,
     0.00025,
@@ -44,29 +56,157 @@ LATENCY_BUCKETS = (
     2.5,
     5.0,
 )
-BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+BATCH_BUCKETS: Final = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
-#: the ``le`` label of each latency bucket, as prometheus-client writes it
-_LATENCY_LE = [*(floatToGoString(b) for b in LATENCY_BUCKETS), "+Inf"]  # type: ignore[no-untyped-call]
+class MetricsUnavailable(FishpredictError):
+    """``/metrics`` was scraped where prometheus-client is not installed."""
+
+    status = 501
+    code = "metrics_unavailable"
 
 
-class _HotPath:
-    """Request counts, latency histogram and prediction counts, kept as plain
-    numbers under one lock and turned into metric families at scrape time.
+def _le(bound: float) -> str:
+    """A bucket's ``le`` label as prometheus-client writes it (``floatToGoString``: the
+    shortest repr for bounds below 1e6, as every bound here is)."""
+    return "+Inf" if bound == float("inf") else repr(float(bound))
 
-    These are updated on every request; prometheus-client's labelled
-    ``Counter.inc``/``Histogram.observe`` cost several microseconds there
-    (a lock per value, a Python loop over the buckets). Same names, same
-    types and same text format for the scraper.
+
+_LATENCY_LE: Final = [*(_le(b) for b in LATENCY_BUCKETS), "+Inf"]
+
+
+def content_type() -> str:
+    """The content type of the text format (prometheus-client's, imported now)."""
+    try:
+        from prometheus_client.exposition import CONTENT_TYPE_LATEST
+    except ImportError:
+        raise _unavailable() from None
+    return str(CONTENT_TYPE_LATEST)
+
+
+def _unavailable() -> MetricsUnavailable:
+    return MetricsUnavailable(
+        "/metrics needs prometheus-client, which is not installed: pip install "
+        "'fishpredict[serve]'"
+    )
+
+
+class Series:
+    """One metric of the slow path (loads, refusals, batch sizes, gauges), by labels.
+
+    The calls prometheus-client's metrics take (``labels(...)``, ``inc``, ``set``,
+    ``observe``, ``clear``) on plain numbers; a labelled counter or histogram keeps the
+    time each series started, for its ``*_created`` sample.
     """
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
+    __slots__ = ("buckets", "doc", "kind", "labelnames", "name", "values")
+
+    def __init__(self, name: str, doc: str, kind: str, labelnames: Sequence[str] = (),
+                 buckets: Sequence[float] = ()) -> None:
+        self.name = name
+        self.doc = doc
+        self.kind = kind
+        self.labelnames = tuple(labelnames)
+        self.buckets = tuple(float(b) for b in buckets)
+        #: labels -> [value, created] (histograms: [bucket counts..., sum, created])
+        self.values: dict[tuple[str, ...], list[float]] = {}
+        if not self.labelnames:
+            self.labels()
+
+    def labels(self, *values: str, **named: str) -> _Child:
+        key = values or tuple(named[n] for n in self.labelnames)
+        cell = self.values.get(key)
+        if cell is None:
+            width = len(self.buckets) + 2 if self.kind == "histogram" else 1
+            cell = self.values[key] = [0.0] * width + [time.time()]
+        return _Child(self, cell)
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.labels().inc(amount)
+
+    def set(self, value: float) -> None:
+        self.labels().set(value)
+
+    def observe(self, value: float) -> None:
+        self.labels().observe(value)
+
+    def clear(self) -> None:
+        self.values.clear()
+
+    def family(self) -> Family:
+        samples: list[Sample] = []
+        name, kind = self.name, self.kind
+        for key, cell in list(self.values.items()):
+            labels = dict(zip(self.labelnames, key, strict=True))
+            if kind == "gauge":
+                samples.append((name, labels, cell[0]))
+                continue
+            if kind == "counter":
+                samples.append((f"{name}_total", labels, cell[0]))
+            else:
+                counts = list(accumulate(cell[:-2]))
+                les = [*(_le(b) for b in self.buckets), "+Inf"]
+                for le, n in zip(les, counts, strict=True):
+                    samples.append((f"{name}_bucket", {**labels, "le": le}, n))
+                samples.append((f"{name}_count", labels, counts[-1]))
+                samples.append((f"{name}_sum", labels, cell[-2]))
+            samples.append((f"{name}_created", labels, cell[-1]))
+        return Family(name, kind, self.doc, tuple(samples))
+
+
+class _Child:
+    __slots__ = ("cell", "series")
+
+    def __init__(self, series: Series, cell: list[float]) -> None:
+        self.series = series
+        self.cell = cell
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.cell[0] += amount
+
+    def set(self, value: float) -> None:
+        self.cell[0] = float(value)
+
+    def observe(self, value: float) -> None:
+        cell = self.cell
+        cell[bisect_left(self.series.buckets, value)] += 1
+        cell[-2] += value
+
+
+class Metrics:
+    """The counters and histograms a fishpredict server exports, as plain numbers.
+
+    :meth:`observe` is the hot path: one lock (threaded backends call it from several
+    threads) around plain integer counts. ``share_dir`` (``serve --workers N``: a
+    directory private to one server's workers) makes this worker write snapshots there
+    from a daemon thread and :meth:`render` the sum over every worker; call
+    :meth:`close` when the worker exits. Without it, :meth:`render` shows this process
+    only.
+    """
+
+    def __init__(self, share_dir: str | os.PathLike[str] | None = None) -> None:
+        self._lock = threading.Lock()
         self.requests: dict[tuple[str, str, int], int] = {}
         #: route -> per-bucket counts (not cumulative; the last is +Inf), then the sum
-        self.latency: dict[str, list[float]] = {}
+        self.latency: dict[str, list[Any]] = {}
         self.predictions: dict[str, int] = {}
+        self.model_loads = Series("fishpredict_model_loads", "Model (re)loads, by outcome",
+                                  "counter", ["outcome"])
+        self.models_loaded = Series("fishpredict_models_loaded", "Models being served",
+                                    "gauge")
+        self.batch_size = Series("fishpredict_batch_rows",
+                                 "Rows per coalesced predict call (micro-batching)",
+                                 "histogram", buckets=BATCH_BUCKETS)
+        self.rejected = Series("fishpredict_rejected", "Requests refused by a limit",
+                               "counter", ["reason"])
+        self.info = Series("fishpredict_worker_info", "This worker process", "gauge", ["pid"])
+        self.info.labels(pid=str(os.getpid())).set(1)
+        self._share: SharedMetrics | None = None
+        if share_dir is not None:
+            self._share = SharedMetrics(share_dir, self.families)
+            self._share.start()
+
+    # -- the hot path --
 
     def observe(
         self, route: str, method: str, status: int, seconds: float, model: str | None = None,
@@ -76,99 +216,68 @@ class _HotPath:
         model (counted under the same lock: a prediction request takes the lock once)."""
         i = bisect_left(LATENCY_BUCKETS, seconds)
         key = (route, method, status)
-        with self.lock:
-            self.requests[key] = self.requests.get(key, 0) + 1
+        lock = self._lock
+        lock.acquire()  # (cheaper than ``with``, which looks up two methods)
+        try:
+            requests = self.requests
+            requests[key] = requests.get(key, 0) + 1
             h = self.latency.get(route)
             if h is None:
-                h = self.latency[route] = [0.0] * (len(LATENCY_BUCKETS) + 2)
+                h = self.latency[route] = [0] * (len(LATENCY_BUCKETS) + 1) + [0.0]
             h[i] += 1
             h[-1] += seconds
             if model is not None:
                 self.predictions[model] = self.predictions.get(model, 0) + rows
+        finally:
+            lock.release()
 
     def predicted(self, model: str, rows: int) -> None:
-        with self.lock:
+        with self._lock:
             self.predictions[model] = self.predictions.get(model, 0) + rows
 
-    def describe(self) -> Iterator[Metric]:
-        return self._families({}, {}, {})
+    # -- scraping --
 
-    def collect(self) -> Iterator[Metric]:
-        with self.lock:
+    def families(self) -> list[Family]:
+        """Every metric of this worker now, as plain data (in the order they render)."""
+        with self._lock:
             requests = dict(self.requests)
             latency = {route: list(h) for route, h in self.latency.items()}
             predictions = dict(self.predictions)
-        return self._families(requests, latency, predictions)
-
-    @staticmethod
-    def _families(
-        requests: dict[tuple[str, str, int], int],
-        latency: dict[str, list[float]],
-        predictions: dict[str, int],
-    ) -> Iterator[Metric]:
-        req = CounterMetricFamily(
-            "fishpredict_requests", "HTTP requests answered", labels=["route", "method", "status"]
+        req = tuple(
+            ("fishpredict_requests_total",
+             {"route": route, "method": method, "status": str(status)}, float(n))
+            for (route, method, status), n in sorted(requests.items())
         )
-        for (route, method, status), n in sorted(requests.items()):
-            req.add_metric([route, method, str(status)], n)
-        yield req
-        lat = HistogramMetricFamily(
-            "fishpredict_request_duration_seconds",
-            "Time to handle a request, from parsed request to encoded response",
-            labels=["route"],
-        )
-        bounds = _LATENCY_LE
+        lat: list[Sample] = []
         for route, h in sorted(latency.items()):
             cumulative = list(accumulate(h[:-1]))
-            lat.add_metric([route], list(zip(bounds, cumulative, strict=True)), h[-1])
-        yield lat
-        pred = CounterMetricFamily("fishpredict_predictions", "Rows predicted", labels=["model"])
-        for model, n in sorted(predictions.items()):
-            pred.add_metric([model], n)
-        yield pred
-
-
-class Metrics:
-    """The counters and histograms a fishpredict server exports.
-
-    ``share_dir`` (``serve --workers N``: a directory private to one server's
-    workers) makes this worker write snapshots there from a daemon thread and
-    :meth:`render` the sum over every worker; call :meth:`close` when the
-    worker exits. Without it, :meth:`render` shows this process only.
-    """
-
-    def __init__(self, share_dir: str | os.PathLike[str] | None = None) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
-        self._hot = _HotPath()
-        r.register(self._hot)
-        self.observe = self._hot.observe
-        self.predicted = self._hot.predicted
-        self.model_loads = Counter(
-            "fishpredict_model_loads", "Model (re)loads, by outcome", ["outcome"], registry=r
-        )
-        self.models_loaded = Gauge("fishpredict_models_loaded", "Models being served", registry=r)
-        self.batch_size = Histogram(
-            "fishpredict_batch_rows",
-            "Rows per coalesced predict call (micro-batching)",
-            buckets=BATCH_BUCKETS,
-            registry=r,
-        )
-        self.rejected = Counter(
-            "fishpredict_rejected", "Requests refused by a limit", ["reason"], registry=r
-        )
-        self.info = Gauge("fishpredict_worker_info", "This worker process", ["pid"], registry=r)
-        self.info.labels(pid=str(os.getpid())).set(1)
-        self._share: SharedMetrics | None = None
-        if share_dir is not None:
-            self._share = SharedMetrics(share_dir, r)
-            self._share.start()
+            lat += [("fishpredict_request_duration_seconds_bucket", {"route": route, "le": le},
+                     float(n)) for le, n in zip(_LATENCY_LE, cumulative, strict=True)]
+            lat.append(("fishpredict_request_duration_seconds_count", {"route": route},
+                        float(cumulative[-1])))
+            lat.append(("fishpredict_request_duration_seconds_sum", {"route": route},
+                        float(h[-1])))
+        pred = tuple(("fishpredict_predictions_total", {"model": model}, float(n))
+                     for model, n in sorted(predictions.items()))
+        out = [
+            Family("fishpredict_requests", "counter", "HTTP requests answered", req),
+            Family("fishpredict_request_duration_seconds", "histogram",
+                   "Time to handle a request, from parsed request to encoded response",
+                   tuple(lat)),
+            Family("fishpredict_predictions", "counter", "Rows predicted", pred),
+            *(s.family() for s in (self.model_loads, self.models_loaded, self.batch_size,
+                                   self.rejected, self.info)),
+        ]
+        if self._share is not None:
+            out.append(self._share.errors.family())
+        return out
 
     def render(self) -> bytes:
-        """The Prometheus text format of this server (every worker's, when shared)."""
+        """The Prometheus text format of this server (every worker's, when shared);
+        :class:`MetricsUnavailable` without prometheus-client."""
         if self._share is not None:
             return self._share.render()
-        return bytes(generate_latest(self.registry))
+        return exposition(self.families())
 
     def close(self) -> None:
         """Write this worker's last snapshot for its siblings (a no-op unless shared)."""

@@ -35,10 +35,10 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
-from prometheus_client.metrics_core import METRIC_TYPES, Metric
+if TYPE_CHECKING:
+    from fishpredict.app.metrics import Series
 
 log = logging.getLogger("fishpredict.app.metrics")
 
@@ -48,6 +48,9 @@ SHARE_EVERY_S = 1.0
 FORMAT = 1
 #: metric types whose samples are counts, added up over workers
 SUMMED_TYPES = frozenset({"counter", "histogram", "summary"})
+#: the metric types of the text format (prometheus-client's ``METRIC_TYPES``)
+METRIC_TYPES = frozenset({"counter", "gauge", "summary", "histogram", "gaugehistogram",
+                          "unknown", "info", "stateset"})
 
 #: one sample: (sample name, labels, value)
 Sample = tuple[str, dict[str, str], float]
@@ -55,7 +58,7 @@ Sample = tuple[str, dict[str, str], float]
 
 @dataclass(frozen=True)
 class Family:
-    """One metric family as its registry collected it."""
+    """One metric family: its name, type, help, and samples (plain data)."""
 
     name: str
     type: str
@@ -76,21 +79,31 @@ class Snapshot:
     families: tuple[Family, ...]
 
 
-def take(pid: int, started: int, metrics: Iterable[Metric]) -> Snapshot:
-    """A snapshot of the families ``metrics`` (a registry's ``collect()``)."""
-    return Snapshot(
-        pid,
-        started,
-        tuple(
-            Family(
-                m.name,
-                m.type,
-                m.documentation,
-                tuple((s.name, dict(s.labels), float(s.value)) for s in m.samples),
-            )
-            for m in metrics
-        ),
-    )
+def take(pid: int, started: int, families: Iterable[Family]) -> Snapshot:
+    """A snapshot of ``families`` (:meth:`fishpredict.app.metrics.Metrics.families`)."""
+    return Snapshot(pid, started, tuple(families))
+
+
+def exposition(families: Iterable[Family]) -> bytes:
+    """``families`` in the Prometheus text format, written by prometheus-client
+    (imported now: serving never needs it until a scrape);
+    :class:`~fishpredict.app.metrics.MetricsUnavailable` without it."""
+    try:
+        from prometheus_client import CollectorRegistry, generate_latest
+        from prometheus_client.metrics_core import Metric
+    except ImportError:
+        from fishpredict.app.metrics import _unavailable
+
+        raise _unavailable() from None
+    metrics = []
+    for fam in families:
+        metric = Metric(fam.name, fam.documentation, fam.type)
+        for name, labels, value in fam.samples:
+            metric.add_sample(name, labels, value)
+        metrics.append(metric)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Fixed(metrics))
+    return bytes(generate_latest(registry))
 
 
 def encode(snapshot: Snapshot) -> bytes:
@@ -155,7 +168,7 @@ def decode(data: bytes) -> Snapshot:
 
 def merge(
     own: Snapshot, others: Iterable[Snapshot], alive: Callable[[Snapshot], bool]
-) -> list[Metric]:
+) -> list[Family]:
     """One set of metric families for the whole server (see the module docstring).
 
     ``own`` is the answering worker (alive, and its families come first, in its
@@ -184,13 +197,11 @@ def merge(
                     into[key] = old + value
                 else:
                     into[key] = max(old, value)
-    merged = []
-    for name, (typ, doc) in kinds.items():
-        metric = Metric(name, doc, typ)
-        for (sample, pairs), value in values.get(name, {}).items():
-            metric.add_sample(sample, dict(pairs), value)
-        merged.append(metric)
-    return merged
+    return [
+        Family(name, typ, doc, tuple((sample, dict(pairs), value)
+                                     for (sample, pairs), value in values.get(name, {}).items()))
+        for name, (typ, doc) in kinds.items()
+    ]
 
 
 def _stat(pid: int) -> tuple[bytes, int] | None:
@@ -234,10 +245,10 @@ def is_alive(snapshot: Snapshot) -> bool:
 class _Fixed:
     """A collector that yields metric families built beforehand."""
 
-    def __init__(self, metrics: Sequence[Metric]) -> None:
+    def __init__(self, metrics: Sequence[Any]) -> None:
         self._metrics = metrics
 
-    def collect(self) -> Iterable[Metric]:
+    def collect(self) -> Iterable[Any]:
         return self._metrics
 
 
@@ -245,22 +256,27 @@ class SharedMetrics:
     """One worker's side of the shared directory: writes its snapshot, reads its
     siblings', and renders the whole server's metrics.
 
-    Registers ``fishpredict_metrics_share_errors_total{operation}`` in
-    ``registry``: sibling files skipped as unreadable or corrupt (``read``) and
-    snapshots this worker failed to write (``write``). Either is logged once.
+    ``families`` gives this worker's metrics now (:meth:`Metrics.families
+    <fishpredict.app.metrics.Metrics.families>`, which includes :attr:`errors`:
+    ``fishpredict_metrics_share_errors_total{operation}``, sibling files skipped as
+    unreadable or corrupt (``read``) and snapshots this worker failed to write
+    (``write``). Either is logged once.
     """
 
-    def __init__(self, directory: str | os.PathLike[str], registry: CollectorRegistry) -> None:
+    def __init__(self, directory: str | os.PathLike[str],
+                 families: Callable[[], Iterable[Family]]) -> None:
+        from fishpredict.app.metrics import Series
+
         self.directory = os.fspath(directory)
-        self.registry = registry
+        self.families = families
         self.pid = os.getpid()
         self.started = start_token(self.pid)
         self.path = os.path.join(self.directory, f"{self.pid}-{self.started}.json")
-        self.errors = Counter(
+        self.errors: Series = Series(
             "fishpredict_metrics_share_errors",
             "Sibling worker snapshots skipped (read) or not written (write)",
+            "counter",
             ["operation"],
-            registry=registry,
         )
         for operation in ("read", "write"):
             self.errors.labels(operation)
@@ -291,7 +307,7 @@ class SharedMetrics:
     def flush(self) -> Snapshot:
         """Snapshot this worker now and write it unless it is unchanged; the snapshot."""
         with self._lock:
-            snap = take(self.pid, self.started, self.registry.collect())
+            snap = take(self.pid, self.started, self.families())
             data = encode(snap)
             if data != self._written:
                 try:
@@ -345,10 +361,7 @@ class SharedMetrics:
 
     def render(self) -> bytes:
         """The whole server's metrics in the Prometheus text format."""
-        merged = merge(self.flush(), self.siblings(), is_alive)
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(_Fixed(merged))
-        return bytes(generate_latest(registry))
+        return exposition(merge(self.flush(), self.siblings(), is_alive))
 
     def _error(self, operation: str, what: str, message: str) -> None:
         """Count a failed read or write; log the first failure of each file (``what``)."""

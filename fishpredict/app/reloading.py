@@ -21,6 +21,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from fishpredict.app import codec
+from fishpredict.app.hot import hot_paths
 from fishpredict.app.messages import Response, error
 from fishpredict.errors import ModelLoadError
 from fishpredict.predictor import models_version
@@ -61,6 +62,7 @@ def install(service: Service, models: list[LoadedModel], change: Change = None) 
     load, unload = _names(change)
     changed = predictor.install(models, load=load, unload=unload)
     service.memo.clear()
+    service.hot = hot_paths(service)
     service.spec = None
     if service.metrics is not None:
         service.metrics.model_loads.labels("ok").inc(len(changed))

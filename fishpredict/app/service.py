@@ -18,15 +18,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from http import HTTPStatus
 from importlib import resources
-from typing import TYPE_CHECKING, Final
+from time import perf_counter
+from typing import TYPE_CHECKING, Any, Final
 
 from fishpredict.app import codec, reloading
 from fishpredict.app.batching import MicroBatcher
 from fishpredict.app.config import ServeConfig
+from fishpredict.app.hot import Hot, hot_paths
 from fishpredict.app.messages import Answer, Headers, Job, Request, Response, error, plain_error
 from fishpredict.app.metrics import Metrics
 from fishpredict.app.protocols import all_routes
@@ -81,6 +82,11 @@ class Service:
         #: set by a supervised worker (fishpredict.server.reload): a reload every worker
         #: makes together, answered with the 200 or the 409 of all of them
         self.cluster_reload: Callable[[reloading.Change], Response] | None = None
+        #: the hot paths by exact path (:mod:`fishpredict.app.hot`): one dict look-up
+        self.hot: dict[str, Hot] = {}
+        self._own_handle_async = type(self).handle_async is not Service.handle_async
+        if not self._own_handle_async and type(self).respond is Service.respond:
+            self.respond = self._respond  # type: ignore[method-assign]  # a call less
         if predictor is not None:
             self.set_predictor(predictor)
 
@@ -93,6 +99,7 @@ class Service:
     def set_predictor(self, predictor: Predictor) -> None:
         self.predictor = predictor
         self.memo.clear()
+        self.hot = hot_paths(self)
         self.spec = None  # the served spec describes the loaded models
         if self.metrics is not None:
             self.metrics.models_loaded.set(len(predictor.models()))
@@ -178,15 +185,87 @@ class Service:
 
     # -- entry points --
 
-    def handle(
+    def respond(
         self, method: str, path: str, query: str, headers: Headers, body: bytes = b""
-    ) -> Response:
-        """Answer one request synchronously (no micro-batching)."""
-        start = time.perf_counter()
+    ) -> Response | Coroutine[Any, Any, Response]:
+        """Answer one request now, or give the coroutine to await for its answer (only a
+        one-row prediction the micro-batcher coalesces has to wait): what
+        :meth:`handle_async` does, without a coroutine for the answers that need none
+        (a subclass that overrides :meth:`handle_async` is answered through it)."""
+        if self._own_handle_async:
+            return self.handle_async(method, path, query, headers, body)
+        return self._respond(method, path, query, headers, body)
+
+    def _respond(
+        self, method: str, path: str, query: str, headers: Headers, body: bytes = b""
+    ) -> Response | Coroutine[Any, Any, Response]:
+        start = perf_counter()
+        hot = self.hot.get(path)
+        if hot is not None and hot.method == method:
+            answered = hot.answer(hot.arg, self, query, headers, body)
+            if answered is not None:
+                response, model = answered
+                if self.metrics is not None:
+                    self.metrics.observe(hot.route, method, 200, perf_counter() - start, model)
+                return response
         route, request = self._route(method, path, query, headers, body)
         if isinstance(route, Response):
             self._observe("other", method, route.status, start)
             return route
+        if route.decode is None or self.batcher is None:
+            return self._answer(route, request, start)
+        try:
+            assert route.encode is not None
+            job = route.decode(self, request)
+            if self._batchable(job):
+                return self._batched(route, request, job, start)
+            response = route.encode(self, job, self.run(job))
+        except Exception as exc:
+            response = self._failure(route, request, exc)
+            self._observe(route.path, method, response.status, start)
+            return response
+        self._observe(route.path, method, response.status, start, (job.model.name, job.rows.n))
+        return response
+
+    def handle(
+        self, method: str, path: str, query: str, headers: Headers, body: bytes = b""
+    ) -> Response:
+        """Answer one request synchronously (no micro-batching)."""
+        start = perf_counter()
+        hot = self.hot.get(path)
+        if hot is not None and hot.method == method:
+            answered = hot.answer(hot.arg, self, query, headers, body)
+            if answered is not None:
+                response, model = answered
+                if self.metrics is not None:
+                    self.metrics.observe(hot.route, method, 200, perf_counter() - start, model)
+                return response
+        return self.handle_general(method, path, query, headers, body, start)
+
+    def handle_general(
+        self, method: str, path: str, query: str, headers: Headers, body: bytes = b"",
+        start: float | None = None,
+    ) -> Response:
+        """:meth:`handle` the general way, never through a hot path (:mod:`.hot`): what
+        every hot path must answer byte for byte alike, or decline."""
+        start = perf_counter() if start is None else start
+        route, request = self._route(method, path, query, headers, body)
+        if isinstance(route, Response):
+            self._observe("other", method, route.status, start)
+            return route
+        return self._answer(route, request, start)
+
+    async def handle_async(
+        self, method: str, path: str, query: str, headers: Headers, body: bytes = b""
+    ) -> Response:
+        """Answer one request; one-row predictions of models without a fast path go
+        through the micro-batcher when it is on."""
+        answer = self._respond(method, path, query, headers, body)
+        if isinstance(answer, Response):
+            return answer
+        return await answer
+
+    def _answer(self, route: Route, request: Request, start: float) -> Response:
         predicted: LoadedModelName = None
         try:
             if route.handler is not None:
@@ -198,36 +277,20 @@ class Service:
                 predicted = job.model.name, job.rows.n
         except Exception as exc:
             response = self._failure(route, request, exc)
-        self._observe(route.path, method, response.status, start, predicted)
+        self._observe(route.path, request.method, response.status, start, predicted)
         return response
 
-    async def handle_async(
-        self, method: str, path: str, query: str, headers: Headers, body: bytes = b""
-    ) -> Response:
-        """Answer one request; one-row predictions of models without a fast path go
-        through the micro-batcher when it is on."""
-        if self.batcher is None:
-            return self.handle(method, path, query, headers, body)
-        start = time.perf_counter()
-        route, request = self._route(method, path, query, headers, body)
-        if isinstance(route, Response):
-            self._observe("other", method, route.status, start)
-            return route
-        if route.decode is None:
-            return self.handle(method, path, query, headers, body)
+    async def _batched(self, route: Route, request: Request, job: Job, start: float
+                       ) -> Response:
+        assert self.batcher is not None and route.encode is not None
         predicted: LoadedModelName = None
         try:
-            assert route.encode is not None
-            job = route.decode(self, request)
-            if self._batchable(job):
-                answer = await self.batcher.submit(job)
-            else:
-                answer = self.run(job)
+            answer = await self.batcher.submit(job)
             response = route.encode(self, job, answer)
             predicted = job.model.name, job.rows.n
         except Exception as exc:
             response = self._failure(route, request, exc)
-        self._observe(route.path, method, response.status, start, predicted)
+        self._observe(route.path, request.method, response.status, start, predicted)
         return response
 
     # -- the predict step --
@@ -298,7 +361,7 @@ class Service:
                 route,
                 method if method in KNOWN_METHODS else "other",
                 status,
-                time.perf_counter() - start,
+                perf_counter() - start,
                 None if predicted is None else predicted[0],
                 1 if predicted is None else predicted[1],
             )

@@ -118,6 +118,40 @@ def dask(quick: bool, rows: int, workers: int, work_dir: str | None,
     return 0
 
 
+@perf.command(short_help="each backend against the Python ceiling, and µs per step")
+@quick_option("2 s per load, 3 rounds per step")
+@click.option("--duration", type=POSITIVE_FLOAT, default=None, metavar="SECONDS",
+              help="seconds of load per (server, workload) (default 5; 2 with --quick)")
+@click.option("--connections", type=POSITIVE_INT, default=64, show_default=True,
+              help="keep-alive connections, one request in flight each")
+@click.option("--backends", "backend_list", default="socket,starlette,aiohttp",
+              show_default=True, help="comma-separated backends to load")
+@click.option("--parts", default="ab", show_default=True,
+              help="a: the loads against the ceiling; b: µs per step in one process")
+@click.option("--settle", type=POSITIVE_FLOAT, default=None, metavar="SECONDS",
+              help="before each load wait up to SECONDS for an idle machine, and load again "
+              "(on fresh rows) if disturbed")
+@json_option("also write the figures as JSON to FILE ('-': stdout)")
+def hotpath(quick: bool, duration: float | None, connections: int, backend_list: str,
+            parts: str, settle: float | None, json_out: str | None) -> int:
+    """What a request costs against the Python ceiling, in one run.
+
+    a. The Python ceiling (uvloop and httptools answering a fixed JSON body) and each
+    backend, one at a time on loopback, loaded by fishpredict's bench engine with rows
+    that never repeat: GET /fish, V2 with one fish row, V2 with one row of a scaler +
+    logistic iris pipeline; requests/s and the share of the ceiling's. b. In one
+    process, µs per step of the same requests: decode, validate, predict, encode,
+    metrics, transport. See docs/performance.md.
+    """
+    if not set(parts) <= {"a", "b"} or not parts:
+        raise ConfigError("--parts takes a, b or both")
+    backends = _backends(backend_list) if "a" in parts else ()
+    write_json(json_out, _run(lambda: _suite("hotpath").run(
+        quick=quick, duration=duration, connections=connections, backends=backends,
+        parts=parts, settle_s=settle or 0.0)))
+    return 0
+
+
 def _load(duration: float | None, connections: int, quick: bool, settle: float | None) -> Any:
     from fishpredict.perf.loads import Load
 

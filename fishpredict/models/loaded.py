@@ -21,14 +21,19 @@ import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Final, Protocol, cast
 
 import numpy as np
 import numpy.typing as npt
 
-from fishpredict.errors import InvalidInputError, ModelFailedError, ModelRefusedError
+from fishpredict.errors import (
+    InvalidInputError,
+    ModelFailedError,
+    ModelRefusedError,
+)
 from fishpredict.models import outputs
-from fishpredict.models.rows import Rows
+from fishpredict.models.rows import RowCheck, Rows, row_checker
 from fishpredict.models.signature import Signature
 
 IntArray = npt.NDArray[np.intp]
@@ -53,6 +58,8 @@ class FastPath(Protocol):
 
     def predict(self, X: FloatArray) -> npt.NDArray[Any]: ...
     def predict_one(self, x: FloatArray) -> int | float: ...
+    #: one finite, checked row as Python floats (the hot path: no numpy where it can)
+    def predict_row(self, row: list[float]) -> int | float: ...
     def predict_proba(self, X: FloatArray) -> FloatArray: ...
 
 
@@ -138,6 +145,12 @@ class LoadedModel:
     @property
     def has_proba(self) -> bool:
         return "predict_proba" in self.info.signature.outputs
+
+    @cached_property
+    def row_check(self) -> RowCheck | None:
+        """The check of one row of this model, specialised from its signature
+        (:func:`fishpredict.models.rows.row_checker`); None for a DataFrame model."""
+        return row_checker(self.info.signature)
 
     @property
     def names(self) -> Mapping[str, tuple[str, ...]]:

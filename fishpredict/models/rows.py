@@ -17,7 +17,8 @@ vectorised checks.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -278,6 +279,61 @@ def _frame_rows(sig: Signature, listed: list[list[Any]] | FloatArray) -> Rows:
     )
     has_nan = check_numbers(sub, numeric)
     return Rows(len(frame), frame=frame, has_nan=has_nan)
+
+
+# ---- one row, specialised once per signature ---------------------------------------
+
+#: the largest finite float64: "unbounded" as a bound that still refuses inf and NaN
+_MAX: Final = sys.float_info.max
+
+RowCheck = Callable[[Sequence[Any]], "list[float] | None"]
+
+
+def _number(v: Any) -> float | None:
+    """A JSON int as a float (None for anything else, or an int past float's range)."""
+    if v.__class__ is not int:
+        return None
+    try:
+        return float(v)
+    except OverflowError:
+        return None
+
+
+def row_checker(sig: Signature) -> RowCheck | None:
+    """A check of one row of a numeric model, specialised from its signature once.
+
+    The check takes the row's values in feature order as the client sent them and
+    gives them back as floats when every one is a finite number (int or float, not
+    bool) within the feature's bounds; otherwise None, and the caller goes the
+    general way (:func:`from_json_rows`), which accepts what this declines that the
+    model takes (a missing value) and names what it refuses. It never raises.
+    None for a model that takes a DataFrame or text. The check is written out as one
+    Python function with the bounds in it (``repr`` of a float reads back the same).
+    """
+    if sig.frame or not sig.numeric or sig.n_features == 0:
+        return None
+    n = sig.n_features
+    bounds = [
+        (max(-_MAX, -math.inf if f.minimum is None else float(f.minimum)),
+         min(_MAX, math.inf if f.maximum is None else float(f.maximum)))
+        for f in sig.features
+    ]
+    if any(math.isnan(lo) or math.isnan(hi) for lo, hi in bounds):
+        return None
+    names = [f"v{j}" for j in range(n)]
+    lines = ["def check(values):", f"    if len(values) != {n}:", "        return None",
+             f"    {', '.join(names)}, = values"]
+    for v in names:
+        lines += [f"    if {v}.__class__ is not float:", f"        {v} = number({v})",
+                  f"        if {v} is None:", "            return None"]
+    within = " and ".join(f"{lo!r} <= {v} <= {hi!r}"
+                          for v, (lo, hi) in zip(names, bounds, strict=True))
+    lines += [f"    if not ({within}):", "        return None",  # NaN and inf fail too
+              f"    return [{', '.join(names)}]"]
+    namespace: dict[str, Any] = {"number": _number}
+    exec(compile("\n".join(lines), f"<row check of {n} features>", "exec"), namespace)
+    check: RowCheck = namespace["check"]
+    return check
 
 
 # ---- the entry points ---------------------------------------------------------------

@@ -216,19 +216,20 @@ def wait_until_idle(limit_s: float, busy_pct: float = IDLE_PCT) -> bool:
 
 
 def measure(name: str, url: str, load: Load, server_pid: int | None = None,
-            pool: Pool | None = None) -> Measurement:
+            pool: Pool | None = None, warmup_pool: Pool | None = None) -> Measurement:
     """Warm ``url`` up, then load it as ``load`` says; ``server_pid`` for its CPU use.
-    ``pool``: pre-built requests to send instead of ``GET /fish`` (``load.ks`` unused).
+    ``pool``: pre-built requests to send instead of ``GET /fish`` (``load.ks`` unused);
+    ``warmup_pool``: other requests for the warm-up (default: ``pool``'s own).
 
     With ``load.settle_s``, a load that other processes disturbed (``other_cores`` above
     :data:`DISTURBED_CORES`) is measured again once the machine is idle, at most
     :data:`SETTLE_RETRIES` more times; the least disturbed attempt is kept, and a note
     says how many it took. Every attempt's figures are whole: nothing is averaged."""
     retries = SETTLE_RETRIES if load.settle_s > 0 else 0
-    best = _measure_once(name, url, load, server_pid, pool)
+    best = _measure_once(name, url, load, server_pid, pool, warmup_pool)
     attempts = 1
     while (best.other_cores or 0.0) > DISTURBED_CORES and attempts <= retries:
-        m = _measure_once(name, url, load, server_pid, pool)
+        m = _measure_once(name, url, load, server_pid, pool, warmup_pool)
         attempts += 1
         if (m.other_cores or 0.0) < (best.other_cores or 0.0):
             best = m
@@ -241,7 +242,7 @@ def measure(name: str, url: str, load: Load, server_pid: int | None = None,
 
 
 def _measure_once(name: str, url: str, load: Load, server_pid: int | None,
-                  pool: Pool | None) -> Measurement:
+                  pool: Pool | None, warmup_pool: Pool | None = None) -> Measurement:
     config = BenchConfig(
         url,
         processes=1,
@@ -257,7 +258,7 @@ def _measure_once(name: str, url: str, load: Load, server_pid: int | None,
     )
     waited = wait_until_idle(load.settle_s) if load.settle_s > 0 else None
     if load.warmup_s > 0:
-        run_bench(config.with_(duration_s=load.warmup_s), pool)
+        run_bench(config.with_(duration_s=load.warmup_s), warmup_pool or pool)
     cpu0 = _tree_cpu_s(server_pid) if server_pid else None
     irq0 = _irq_cpu_s()
     spread = _SpreadSampler(server_pid)

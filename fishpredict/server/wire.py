@@ -59,8 +59,9 @@ def encode(response: Response, date: bytes, connection: bytes, head_only: bool =
     (the Content-Length still says how long the body would be)."""
     body = response.body
     extra = _extra(response.headers) if response.headers else b""
+    prefix = _prefixes.get((response.status, response.content_type))
     return b"%s%sContent-Length: %d\r\n%s%s\r\n%s" % (
-        _prefix(response.status, response.content_type),
+        prefix if prefix is not None else _prefix(response.status, response.content_type),
         date,
         len(body),
         extra,

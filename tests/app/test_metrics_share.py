@@ -6,19 +6,18 @@ import os
 import signal
 import stat
 import time
-from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from fishpredict.app.metrics import Metrics
 from fishpredict.app.metrics_share import (
+    Family,
     Snapshot,
     decode,
     encode,
+    exposition,
     is_alive,
     merge,
     start_token,
@@ -100,19 +99,12 @@ def worker(work: list[tuple[str, float]], models: int = 5, pid: int = 101) -> Me
 
 
 def snap(m: Metrics, pid: int) -> Snapshot:
-    return take(pid, pid * 10, m.registry.collect())
+    return take(pid, pid * 10, m.families())
 
 
-def render(metrics: list[Metric]) -> dict[Key, float]:
+def render(families: list[Family]) -> dict[Key, float]:
     """Merged families through prometheus-client's text format, parsed back."""
-
-    class Fixed:
-        def collect(self) -> Iterable[Metric]:
-            return metrics
-
-    registry = CollectorRegistry()
-    registry.register(Fixed())
-    return parse(generate_latest(registry))
+    return parse(exposition(families))
 
 
 # -- merging --

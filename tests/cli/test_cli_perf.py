@@ -51,6 +51,12 @@ def recorder(monkeypatch: pytest.MonkeyPatch, name: str) -> list[dict[str, Any]]
         (["dask"], {"rows": 10_000_000, "quick": False, "workers": 2, "work_dir": None}),
         (["dask", "--quick", "--rows", "5000", "--workers", "3", "--work-dir", "/tmp/w"],
          {"rows": 5000, "quick": True, "workers": 3, "work_dir": "/tmp/w"}),
+        (["hotpath", "--quick", "--backends", "socket", "--duration", "1.5"],
+         {"quick": True, "duration": 1.5, "connections": 64, "backends": ("socket",),
+          "parts": "ab", "settle_s": 0.0}),
+        (["hotpath", "--parts", "b", "--backends", "nosuch", "--settle", "60"],
+         {"quick": False, "duration": None, "connections": 64, "backends": (),
+          "parts": "b", "settle_s": 60.0}),
     ],
 )
 def test_options_reach_run_and_json_is_written(
@@ -102,6 +108,8 @@ def test_a_suite_that_is_not_there_is_one_line(monkeypatch: pytest.MonkeyPatch,
         (["serving", "--backends", ","], "--backends needs at least one backend", 2),
         (["scaling", "--batch-wait-us", "-1"], "Invalid value for '--batch-wait-us'", 2),
         (["serving", "--duration", "0"], "is not in the range x>0", 2),
+        (["hotpath", "--parts", "c"], "--parts takes a, b or both", 2),
+        (["hotpath", "--backends", "nosuch"], "unknown backend 'nosuch'", 1),
     ],
 )
 def test_bad_options_are_one_line(capsys: pytest.CaptureFixture[str], argv: list[str],

@@ -7,17 +7,18 @@ Errors here are ``{"error": {"code": ..., "message": ...}}``.
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
 from fishpredict.app import codec
-from fishpredict.app.messages import Answer, Job, Request, Response, error
-from fishpredict.app.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from fishpredict.app.messages import Answer, Headers, Job, Request, Response, error
+from fishpredict.app.metrics import MetricsUnavailable, content_type
 from fishpredict.app.protocols.answers import label_table, values_json
 from fishpredict.app.routes import Route
-from fishpredict.errors import InvalidInputError, Reply
+from fishpredict.errors import FishpredictError, InvalidInputError, Reply
 from fishpredict.fish.dataset import LANGUAGES, Language
 from fishpredict.models import rows as rowslib
 from fishpredict.models.loaded import LoadedModel
@@ -104,6 +105,21 @@ def _fish_decode(service: Service, req: Request) -> Job:
     return Job(model, rows, labels=labels, context=(x, w))
 
 
+def _fish_parts(service: Service, model: LoadedModel, labels: str | None, code: int
+                ) -> tuple[str, str]:
+    """A classifier's ``/fish`` answer for class ``code``, around length and weight."""
+    key = ("fish", model.info.name, labels, code)
+    cached = service.memo.get(key)
+    if cached is None:
+        label = label_table(model, labels)[code]
+        k = "null" if model.info.k is None else str(model.info.k)
+        cached = service.memo[key] = (
+            f'{{"prediction":{label},"length":',
+            f',"k":{k},"model":{codec.dumps(model.name).decode()}}}',
+        )
+    return cached  # type: ignore[return-value]
+
+
 def _fish_encode(service: Service, job: Job, answer: Answer) -> Response:
     model = job.model
     x, w = job.context
@@ -113,18 +129,80 @@ def _fish_encode(service: Service, job: Job, answer: Answer) -> Response:
         parts = (f'{{"prediction":{value},"length":', f',"k":null,"model":'
                  f'{codec.dumps(model.name).decode()}}}')
     else:
-        code = int(answer.codes[0])
-        key = ("fish", model.name, job.labels, code)
-        cached = service.memo.get(key)
-        if cached is None:
-            label = label_table(model, job.labels)[code]
-            k = "null" if model.info.k is None else str(model.info.k)
-            cached = service.memo[key] = (
-                f'{{"prediction":{label},"length":',
-                f',"k":{k},"model":{codec.dumps(model.name).decode()}}}',
-            )
-        parts = cached  # type: ignore[assignment]
+        parts = _fish_parts(service, model, job.labels, int(answer.codes[0]))
     return Response(200, f'{parts[0]}{x!r},"weight":{w!r}{parts[1]}'.encode())
+
+
+#: the query of ``/fish`` in its usual order: length, weight, then k or nothing
+_FISH_QUERY: Final = re.compile(
+    rf"length=([^&]*)&weight=([^&]*)(?:&k=([0-9]{{1,{K_DIGITS}}}))?")
+_FISH_HOT: Final = "fish-hot"
+
+
+def _fish_state(model: LoadedModel) -> Any:
+    """``(row check, predict_row)`` of a ``/fish`` classifier with a one-row fast path
+    that the general way answers at once (not micro-batched), or False."""
+    fast, check = model.fast, model.row_check
+    if (fast is None or check is None or fast.prefers_batches or not model.is_classifier
+            or model.signature.names != FISH_FEATURES):
+        return False
+    return check, fast.predict_row
+
+
+def fish_hot_decode(query: str) -> tuple[str | None, float, float] | None:
+    """The hot path's decode step: ``(k, length, weight)`` of a query in the usual order
+    with plain numbers (no escape, no ``_``, ASCII), or None."""
+    if "%" in query or "+" in query:
+        return None
+    m = _FISH_QUERY.fullmatch(query)
+    if m is None:
+        return None
+    length, weight, k = m.groups()
+    if "_" in length or "_" in weight or not (length.isascii() and weight.isascii()):
+        return None  # check_value refuses them
+    try:
+        return k, float(length), float(weight)
+    except ValueError:
+        return None
+
+
+def fish_hot_encode(service: Service, model: LoadedModel, code: int, x: float, w: float
+                    ) -> Response:
+    """The hot path's encode step: the answer for class ``code`` from its cached parts."""
+    parts = _fish_parts(service, model, service.config.labels, code)
+    return Response(200, f'{parts[0]}{x!r},"weight":{w!r}{parts[1]}'.encode())
+
+
+def fish_hot(_: str, service: Service, query: str, headers: Headers, body: bytes
+             ) -> tuple[Response, str] | None:
+    """``GET /fish?length=..&weight=..[&k=..]`` of a classifier with a one-row fast path,
+    the short way: the query matched in one step (:func:`fish_hot_decode`), the model's
+    own row check, its plain-float predict, the answer's cached parts
+    (:func:`fish_hot_encode`). Anything else (another order or parameter, an escape, a
+    value the check declines, a model the general way would batch) returns None:
+    :func:`_fish_decode` and :func:`_fish_encode` answer it, errors included. Gives the
+    answer and the model."""
+    predictor = service.predictor
+    if predictor is None or not predictor.cache:
+        return None
+    decoded = fish_hot_decode(query)
+    if decoded is None:
+        return None
+    k, x, w = decoded
+    try:
+        model = predictor.model(None if k is None else int(k))
+    except FishpredictError:
+        return None
+    state: Any = model.memo.get(_FISH_HOT)
+    if state is None:
+        state = model.memo[_FISH_HOT] = _fish_state(model)
+    if state is False:
+        return None
+    check, predict_row = state
+    row = check((x, w))  # finite and within the signature's bounds, or None
+    if row is None:
+        return None
+    return fish_hot_encode(service, model, predict_row(row), x, w), model.info.name
 
 
 # ---- POST /predict ------------------------------------------------------------------
@@ -225,7 +303,10 @@ def _models(service: Service, req: Request) -> Response:
 def _metrics(service: Service, req: Request) -> Response:
     if service.metrics is None:
         return error(404, "not_found", "metrics are turned off")
-    return Response(200, service.metrics.render(), content_type=METRICS_CONTENT_TYPE)
+    try:  # prometheus-client is imported now, for the first scrape
+        return Response(200, service.metrics.render(), content_type=content_type())
+    except MetricsUnavailable as exc:
+        return error(exc.status, exc.code, exc.message)
 
 
 def _openapi(service: Service, req: Request) -> Response:

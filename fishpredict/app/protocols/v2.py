@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from fishpredict.app import codec
-from fishpredict.app.messages import Answer, Job, Request, Response
+from fishpredict.app.messages import Answer, Headers, Job, Request, Response
 from fishpredict.app.protocols import v2_binary as binary
 from fishpredict.app.protocols.answers import require_ready
 from fishpredict.app.protocols.v2_tensors import (
@@ -40,8 +40,9 @@ from fishpredict.app.protocols.v2_tensors import (
     rows_of,
 )
 from fishpredict.app.routes import Route
-from fishpredict.errors import InvalidInputError, UnknownModelError
+from fishpredict.errors import FishpredictError, InvalidInputError, UnknownModelError
 from fishpredict.models.loaded import LoadedModel
+from fishpredict.models.rows import Rows
 from fishpredict.models.signature import OUTPUTS
 from fishpredict.version import __version__
 
@@ -261,6 +262,108 @@ def _infer_encode(service: Service, job: Job, answer: Answer) -> Response:
                     headers=(("Inference-Header-Content-Length", str(len(head))),))
 
 
+# ---- infer, the short way ------------------------------------------------------------
+
+INFER_ROUTE: Final = "/v2/models/{name}/infer"
+_HOT: Final = "v2-hot"
+_OUTPUTS_KEY: Final = b',"outputs":'
+
+
+def _hot_of(service: Service, model: LoadedModel) -> Any:
+    """``(check, predict_row, n_features, answers)`` of a classifier with a one-row fast
+    path, or False. ``answers[code]`` is the general encoder's own answer for that
+    class, cut where a request's id goes."""
+    fast = model.fast
+    check = model.row_check
+    if (fast is None or check is None or fast.prefers_batches or not model.is_classifier
+            or model.signature.frame):
+        return False
+    sig = model.signature
+    one = Rows(1, array=np.zeros((1, sig.n_features)))
+    job = Job(model, one, context=_Context(None, (("predict", False),)))
+    answers = []
+    for code in range(len(model.info.classes)):
+        body = _infer_encode(service, job, Answer(codes=np.array([code], dtype=np.intp))).body
+        cut = body.index(_OUTPUTS_KEY)
+        answers.append((body[:cut], body[cut:]))
+    return check, fast.predict_row, sig.n_features, tuple(answers)
+
+
+def infer_hot_decode(body: bytes, n_features: int) -> tuple[str | None, list[Any]] | None:
+    """The hot path's decode step: ``(id, data)`` of a body that is exactly one FP64
+    ``[1, n_features]`` tensor with its data flat (and an ``id`` at most beside it),
+    or None."""
+    if body[:1] != b"{":
+        return None  # codec.loads takes whitespace first; the general way answers it
+    try:  # codec.loads' own decoder, for a body that is one object and nothing more
+        text = body.decode("utf-8")
+        doc, end = codec.scan_once(text, 0)
+    except (ValueError, RecursionError, FishpredictError, StopIteration):
+        return None
+    if end != len(text) or doc.__class__ is not dict:
+        return None
+    inputs = doc.get("inputs")
+    request_id = doc.get("id")
+    if len(doc) != (1 if request_id is None else 2) or inputs.__class__ is not list \
+            or len(inputs) != 1 or not (request_id is None or request_id.__class__ is str):
+        return None
+    tensor = inputs[0]
+    if tensor.__class__ is not dict or len(tensor) != 4 or tensor.get("datatype") != "FP64":
+        return None
+    name, shape, data = tensor.get("name"), tensor.get("shape"), tensor.get("data")
+    if (name.__class__ is not str or not name or shape.__class__ is not list
+            or len(shape) != 2 or data.__class__ is not list):
+        return None
+    rows, width = shape
+    if rows.__class__ is not int or width.__class__ is not int or rows != 1 \
+            or width != n_features:
+        return None
+    return request_id, data
+
+
+def infer_hot_encode(answer: tuple[bytes, bytes], request_id: str | None) -> Response:
+    """The hot path's encode step: the general encoder's answer for the class, with the
+    request's id put in."""
+    head, tail = answer
+    if request_id is None:
+        return Response(200, head + tail)
+    return Response(200, b"".join((head, b',"id":', codec.dumps_str(request_id).encode(),
+                                   tail)))
+
+
+def infer_hot(name: str, service: Service, query: str, headers: Headers, body: bytes
+              ) -> tuple[Response, str] | None:
+    """``POST /v2/models/NAME/infer`` of one FP64 ``[1, d]`` row (an ``id`` at most
+    beside it), for a classifier with a one-row fast path, the short way: the body
+    checked for that one shape (:func:`infer_hot_decode`), its data straight into the
+    model's row check, the plain-float predict, the general encoder's answer for that
+    class with the id put in (:func:`infer_hot_encode`). Anything else returns None:
+    :func:`_infer_decode` and :func:`_infer_encode` answer it, errors included. Gives
+    the answer and the model."""
+    predictor = service.predictor
+    if (predictor is None or service.draining or binary.HEADER in headers
+            or len(body) > service.config.max_body_bytes):
+        return None
+    try:
+        model = predictor.model(name)
+    except FishpredictError:
+        return None
+    hot: Any = model.memo.get(_HOT)
+    if hot is None:
+        hot = model.memo[_HOT] = _hot_of(service, model)
+    if hot is False:
+        return None
+    check, predict_row, n_features, answers = hot
+    decoded = infer_hot_decode(body, n_features)
+    if decoded is None:
+        return None
+    request_id, data = decoded
+    row = check(data)
+    if row is None:
+        return None
+    return infer_hot_encode(answers[predict_row(row)], request_id), name
+
+
 def _routes() -> tuple[Route, ...]:
     out = [
         Route("/v2", ("GET",), "V2: server name, version and extensions", protocol="v2",
@@ -282,4 +385,5 @@ def _routes() -> tuple[Route, ...]:
 
 ROUTES: Final = _routes()
 
-__all__ = ["DTYPES", "PLATFORM", "ROUTES", "SERVER", "metadata", "version_of"]
+__all__ = ["DTYPES", "INFER_ROUTE", "PLATFORM", "ROUTES", "SERVER", "infer_hot", "metadata",
+           "version_of"]

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import Any
+from operator import add, mul, sub, truediv
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -146,6 +147,90 @@ def chain(scalers: list[Transform]) -> Transform | None:
             if not isfinite(X).all():
                 raise NotFinite
         return X
+
+    return apply
+
+
+# ---- one row in plain floats ---------------------------------------------------------
+
+RowTransform = Callable[[list[float]], list[float]]
+#: one scaler's operations on one value, in order: ("sub"|"div"|"mul"|"add", constants
+#: per feature) or ("clip", (lo, hi)); what its ``transform`` does to each element
+RowStep = tuple[str, Any]
+
+
+def _floats(values: Any) -> list[float]:
+    return np.asarray(values, dtype=np.float64).tolist()  # type: ignore[no-any-return]
+
+
+def row_steps(estimator: Any) -> list[list[RowStep]] | None:
+    """The scalers of :func:`unwrap`, each as its elementwise float operations
+    (``StandardScaler``: sub mean, div scale; ``MinMaxScaler``: mul scale, add min,
+    clip; ``MaxAbsScaler``: div scale, clip), or None when :func:`unwrap` finds none of
+    its cases or a scale is 0 (Python floats raise on a division by zero)."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, StandardScaler
+
+    if type(estimator) is not Pipeline:
+        return []
+    steps = [s for _, s in estimator.steps if s is not None and not
+             (isinstance(s, str) and s == "passthrough")]
+    out: list[list[RowStep]] = []
+    for step in steps[:-1]:
+        kind = type(step)
+        ops: list[RowStep] = []
+        if kind is StandardScaler:
+            if step.with_mean:
+                ops.append(("sub", _floats(step.mean_)))
+            if step.with_std:
+                ops.append(("div", _floats(step.scale_)))
+        elif kind is MinMaxScaler:
+            ops += [("mul", _floats(step.scale_)), ("add", _floats(step.min_))]
+            if step.clip:
+                ops.append(("clip", tuple(float(v) for v in step.feature_range)))
+        elif kind is MaxAbsScaler:
+            ops.append(("div", _floats(step.scale_)))
+            if getattr(step, "clip", False):
+                ops.append(("clip", (-1.0, 1.0)))
+        else:
+            return None
+        if any(op == "div" and 0.0 in values for op, values in ops):
+            return None
+        out.append(ops)
+    return out
+
+
+_BINARY: Final = {"sub": sub, "div": truediv, "mul": mul, "add": add}
+
+
+def _row_op(op: str, values: Any) -> RowTransform:
+    if op == "clip":
+        lo, hi = values
+        return lambda x: [min(max(v, lo), hi) for v in x]
+    fn = _BINARY[op]
+    return lambda x: list(map(fn, x, values))
+
+
+def row_chain(estimator: Any) -> tuple[RowTransform | None] | None:
+    """The scalers of :func:`unwrap` for one row of Python floats, with the same float
+    operations (elementwise, so the same bits): ``(transform,)`` (None: no scalers), or
+    None (see :func:`row_steps`)."""
+    steps = row_steps(estimator)
+    return None if steps is None else (row_chain_of(steps),)
+
+
+def row_chain_of(steps: list[list[RowStep]]) -> RowTransform | None:
+    """One function applying :func:`row_steps`' operations in order (None: none)."""
+    fns = [_row_op(op, values) for ops in steps for op, values in ops]
+    if not fns:
+        return None
+    if len(fns) == 1:
+        return fns[0]
+
+    def apply(x: list[float]) -> list[float]:
+        for fn in fns:
+            x = fn(x)
+        return x
 
     return apply
 

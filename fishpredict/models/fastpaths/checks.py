@@ -8,9 +8,9 @@ side of their float32 cut; for KNN, the training points (distance-0 ties; up to
 2,000), midpoints of pairs of them (equidistant ties) and random rows around them; for linear
 classifiers, random rows at several scales and those rows moved onto the decision
 boundary. Batches are compared with ``estimator.predict`` on the same chunks,
-one-row answers with the estimator on the same row (linear models, whose last bits
-depend on the batch's shape) or on the batch (every other family), probabilities to
-1e-12.
+one-row answers (``predict_one`` and the plain-float ``predict_row``) with the
+estimator on the same row (linear models, whose last bits depend on the batch's shape)
+or on the batch (every other family), probabilities to 1e-12.
 
 *Edge rows* (:func:`edge_rows`) put magnitudes that overflow float64 after scaling
 (``±1e308``), that lie past float32's range (``±3.5e38``, where a tree's cast gives
@@ -166,6 +166,7 @@ def count_wrong(fast: Any, estimator: Any, X: FloatArray) -> int:
         one = fast.predict_one(X[row])
         want = _truth(fast, estimator, X[row : row + 1])[0] if linear else truth[row]
         wrong += int(one != want)
+        wrong += int(fast.predict_row(X[row].tolist()) != want)  # the plain-float kernel
     return wrong
 
 
@@ -203,10 +204,11 @@ def count_edge_wrong(fast: Any, estimator: Any, X: FloatArray) -> int:
     for row in X:
         one = row.reshape(1, -1)
         theirs = _verdict(lambda r: _truth(fast, estimator, r), one)
-        ours = _verdict(lambda r: [fast.predict_one(r[0])], one)
-        if theirs[0] != ours[0] or (theirs[0] == "answer" and not _same(
-                theirs[1], ours[1], classifier)):
-            wrong += 1
+        for ours in (_verdict(lambda r: [fast.predict_one(r[0])], one),
+                     _verdict(lambda r: [fast.predict_row(r[0].tolist())], one)):
+            if theirs[0] != ours[0] or (theirs[0] == "answer" and not _same(
+                    theirs[1], ours[1], classifier)):
+                wrong += 1
     theirs = _verdict(lambda r: _truth(fast, estimator, r), X)
     ours = _verdict(fast.predict, X)
     if theirs[0] != ours[0] or (theirs[0] == "answer" and not _same(

@@ -22,6 +22,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from fishpredict.models.fastpaths import knn_row
 from fishpredict.models.fastpaths.base import (
     FloatArray,
     IntArray,
@@ -30,6 +31,7 @@ from fishpredict.models.fastpaths.base import (
     ask,
     chain,
     codes_of,
+    row_chain,
     unwrap,
 )
 
@@ -92,6 +94,7 @@ class Knn:
         # brute-force Euclidean rounding: a few ulps of |x|^2 + |y|^2 (squared distances)
         self._gemm = 8.0 * (self.n_features + 2) * _EPS
         self._fit_norm = float((fit * fit).sum(axis=1).max(initial=0.0))
+        self._row = knn_row.build(self, row_chain(estimator))
 
     # -- distances and ties --
 
@@ -237,6 +240,19 @@ class Knn:
         if self._binary:  # votes for class 1; a tied vote goes to class 0, as argmax does
             return int(2 * int(np.count_nonzero(self._y1[d <= kth])) > self.k)
         return int(np.argmax(np.bincount(self._y[d <= kth], minlength=self._n_classes)))
+
+    def predict_row(self, row: list[float]) -> int:
+        """One finite row as Python floats: the plain-Python kernel
+        (:mod:`~fishpredict.models.fastpaths.knn_row`), else :meth:`predict_one`."""
+        kernel = self._row
+        if kernel is not None:
+            code = kernel.predict(row)
+            if code is not None:
+                return code
+        elif self.k >= self.n_train and not self.distance:
+            return self._all  # every training point votes, as _batch answers
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self.predict_one(np.array(row, dtype=np.float64))
 
     def predict_proba(self, X: FloatArray) -> FloatArray:
         try:

@@ -15,7 +15,11 @@ which refuses it as scikit-learn's pipeline does.
 
 from __future__ import annotations
 
-from typing import Any
+import builtins
+import math
+from collections.abc import Callable
+from operator import mul
+from typing import Any, Final
 
 import numpy as np
 
@@ -23,10 +27,12 @@ from fishpredict.models.fastpaths.base import (
     FloatArray,
     IntArray,
     NotFinite,
+    RowStep,
     Transform,
     ask,
     chain,
     codes_of,
+    row_steps,
     unwrap,
 )
 
@@ -63,7 +69,7 @@ class LinearClassifier:
     task = "classifier"
 
     def __init__(self, final: Any, pre: Transform | None, proba: str | None,
-                 estimator: Any = None) -> None:
+                 estimator: Any = None, row: list[list[RowStep]] | None = None) -> None:
         self.fallback = final if estimator is None else estimator
         coef = final.coef_
         self._w = coef.T if coef.ndim == 2 else coef
@@ -74,6 +80,7 @@ class LinearClassifier:
         self.n_features = int(coef.shape[-1])
         self.has_proba = proba is not None
         self.classes = np.asarray(final.classes_)
+        self._row = _RowScores(coef, final.intercept_, row)
 
     def _scores(self, X: FloatArray) -> FloatArray:
         if self._pre is not None:
@@ -105,6 +112,12 @@ class LinearClassifier:
             return 1 if s.item() > 0 else 0  # .item(): one value, (1,) or (1, 1)
         return int(s.argmax())
 
+    def predict_row(self, row: list[float]) -> int:
+        """One finite row as Python floats: scores in plain floats where rounding cannot
+        change the answer (see :class:`_RowScores`), else :meth:`predict_one`."""
+        code = self._row.code(row)
+        return code if code is not None else self.predict_one(np.array(row, dtype=np.float64))
+
     def predict_proba(self, X: FloatArray) -> FloatArray:
         try:
             scores = self._scores(X)
@@ -123,6 +136,117 @@ class LinearClassifier:
             total[zero] = prob.shape[1]
         prob /= total.reshape((prob.shape[0], -1))
         return prob
+
+
+#: most coefficients a one-row scorer is written out for (beyond: loops over lists)
+ROW_CODE_TERMS: Final = 4096
+
+
+class _RowScores:
+    """One row's scores ``w . z + b`` in Python floats, answered only when no rounding
+    can change the class.
+
+    Any evaluation of a dot product of ``d`` terms plus the intercept, in any order and
+    with or without fused multiply-adds (a BLAS kernel's, or this one's), is within
+    ``(d + 1) u / (1 - (d + 1) u) * (sum |w_i z_i| + |b|)`` of the exact value (``u``
+    the unit roundoff), and ``sum |w_i z_i| <= |w| |z|``; the slack used here is more
+    than twice that bound. When the best score leads every other by more than both
+    their slacks (two classes: the score's distance from 0 is more than its slack),
+    the estimator's own scores order the classes the same way: the answer is the same
+    class. Otherwise :meth:`code` returns None and the numpy path decides.
+
+    The scalers are replayed elementwise in Python floats, the very operations of
+    their ``transform`` (:func:`~fishpredict.models.fastpaths.base.row_steps`), so
+    the final step sees the same bits. For a model of up to :data:`ROW_CODE_TERMS`
+    coefficients, scalers and scores are written out once as one Python function with
+    the constants in it (``repr`` of a float reads back to the same float).
+    """
+
+    def __init__(self, coef: FloatArray, intercept: Any,
+                 steps: list[list[RowStep]] | None) -> None:
+        rows = np.atleast_2d(np.asarray(coef, dtype=np.float64))
+        b = np.broadcast_to(np.asarray(intercept, dtype=np.float64), (rows.shape[0],))
+        finite = all(np.isfinite(v).all() for ops in steps or () for _, v in ops)
+        ok = steps is not None and finite and bool(
+            np.isfinite(rows).all() and np.isfinite(b).all())
+        d = rows.shape[1]
+        factor = 2.0 * (d + 2) * float(np.finfo(np.float64).eps)
+        wnorm = np.sqrt((rows * rows).sum(axis=1)) * 1.01
+        #: a score's slack is at most ``a * |z| + c`` (every class's, at once)
+        a = float(factor * wnorm.max())
+        c = float(factor * np.abs(b).max()) + 1e-300
+        #: ``code(row)``: the class, or None when numpy must decide
+        self.code: Callable[[list[float]], int | None] = _declines
+        if ok and steps is not None:
+            make = _written if rows.size <= ROW_CODE_TERMS else _looped
+            self.code = make(rows.tolist(), b.tolist(), steps, a, c)
+
+
+def _declines(row: list[float]) -> int | None:
+    return None
+
+
+def _written(w: list[list[float]], b: list[float], steps: list[list[RowStep]], a: float,
+             c: float) -> Callable[[list[float]], int | None]:
+    """:class:`_RowScores`' decision written out as one Python function: the scalers'
+    operations, the norm, each class's score, the bound, with the constants in it."""
+    d = len(w[0])
+    lines = ["def code(x):", f"    {', '.join(f'z{j}' for j in range(d))}, = x"]
+    sign = {"sub": "-", "div": "/", "mul": "*", "add": "+"}
+    for ops in steps:
+        for op, values in ops:
+            for j in range(d):
+                if op == "clip":
+                    lo, hi = values
+                    lines.append(f"    z{j} = min(max(z{j}, {lo!r}), {hi!r})")
+                else:
+                    lines.append(f"    z{j} = z{j} {sign[op]} {float(values[j])!r}")
+        # a scaler whose output overflows: the estimator's verdict (it refuses infinity)
+        finite = " and ".join(f"-inf < z{j} < inf" for j in range(d))
+        lines += [f"    if not ({finite}):", "        return None"]
+    lines += [f"    norm = sqrt({' + '.join(f'z{j} * z{j}' for j in range(d))})",
+              "    if not norm < 1e150:", "        return None",
+              f"    err = {a!r} * norm + {c!r}"]
+    scores = [" + ".join([*(f"{float(k)!r} * z{j}" for j, k in enumerate(row)),
+                          repr(float(i))]) for row, i in zip(w, b, strict=True)]
+    if len(scores) == 1:
+        lines += [f"    s = {scores[0]}", "    return 1 if s > err else 0 if s < -err else None"]
+    else:
+        lines += [f"    s = [{', '.join(scores)}]", "    o = sorted(s)",
+                  "    if not o[-1] - o[-2] > 2.0 * err:", "        return None",
+                  "    return s.index(o[-1])"]
+    namespace: dict[str, Any] = {"sqrt": math.sqrt, "inf": math.inf}
+    exec(builtins.compile("\n".join(lines), "<linear row>", "exec"), namespace)
+    return namespace["code"]  # type: ignore[no-any-return]
+
+
+def _looped(w: list[list[float]], b: list[float], steps: list[list[RowStep]], a: float,
+            c: float) -> Callable[[list[float]], int | None]:
+    """:func:`_written`'s decision for a model too big to write out: loops over lists."""
+    from fishpredict.models.fastpaths.base import row_chain_of
+
+    scalers = [t for t in (row_chain_of([ops]) for ops in steps) if t is not None]
+    binary = len(w) == 1
+
+    def code(x: list[float]) -> int | None:
+        z = x
+        for scale in scalers:
+            z = scale(z)
+            if not all(-math.inf < v < math.inf for v in z):
+                return None  # the scaler overflowed: the estimator's verdict
+        norm = math.sqrt(sum(map(mul, z, z)))
+        if not norm < 1e150:
+            return None
+        err = a * norm + c
+        s = [sum(map(mul, k, z)) + i for k, i in zip(w, b)]  # noqa: B905
+        if binary:
+            return 1 if s[0] > err else 0 if s[0] < -err else None
+        o = sorted(s)
+        if not o[-1] - o[-2] > 2.0 * err:
+            return None
+        return s.index(o[-1])
+
+    return code
 
 
 def _softmax(scores: FloatArray) -> FloatArray:
@@ -161,6 +285,10 @@ class LinearRegressor:
     def predict_one(self, x: FloatArray) -> float:
         return float(self.predict(x.reshape(1, -1))[0])
 
+    def predict_row(self, row: list[float]) -> float:
+        """One row as Python floats (values keep the BLAS kernel's bits: numpy answers)."""
+        return self.predict_one(np.array(row, dtype=np.float64))
+
     def predict_proba(self, X: FloatArray) -> FloatArray:
         raise NotImplementedError("a regressor has no probabilities")
 
@@ -190,7 +318,7 @@ def compile(estimator: Any) -> LinearClassifier | LinearRegressor | None:
         return None
     if coef.ndim != 2 or coef.shape[0] != (1 if len(classes) == 2 else len(classes)):
         return None
-    return LinearClassifier(final, pre, _proba_kind(final, kind), estimator)
+    return LinearClassifier(final, pre, _proba_kind(final, kind), estimator, row_steps(estimator))
 
 
 def boundary_rows(fast: LinearClassifier | LinearRegressor, X: FloatArray) -> FloatArray:

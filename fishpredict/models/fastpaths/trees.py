@@ -229,6 +229,10 @@ class Trees:
                 return int(np.argmax(vals[0])) if self._classifier else float(vals[0])
         return self._average(vals, raw)
 
+    def predict_row(self, row: list[float]) -> Any:
+        """One row as Python floats (:meth:`predict_one` on it)."""
+        return self.predict_one(np.array(row, dtype=np.float64))
+
     def _walk_leaves(self, v: list[float]) -> list[int]:
         bases, left, right, feature, cut = self._walk
         out = []
