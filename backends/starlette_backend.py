@@ -31,6 +31,7 @@ from fishpredict.app.messages import Response, error
 from fishpredict.app.service import Service
 from fishpredict.backend import Backend
 from fishpredict.server import binding
+from fishpredict.server.flow import Limits
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -185,8 +186,6 @@ class StarletteBackend(Backend):
 
     async def serve(self, service: Service, sock: socket.socket, stop: asyncio.Event) -> None:
         import uvicorn
-
-        from fishpredict.server.flow import Limits
 
         from .uvicorn_guard import check_uvicorn, guarded_protocol
 

@@ -150,3 +150,10 @@ class Reply(Exception):
 
     def __init__(self, response: Response) -> None:
         self.response = response
+
+
+class MetricsUnavailable(FishpredictError):
+    """``/metrics`` was scraped where prometheus-client is not installed."""
+
+    status = 501
+    code = "metrics_unavailable"

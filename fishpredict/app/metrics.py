@@ -5,7 +5,7 @@ A request costs one lock and a few dictionary updates of plain integers
 the counts become metric families (:class:`~fishpredict.app.metrics_share.Family`,
 plain data) and prometheus-client, imported at that moment and only then, writes its
 text format (:func:`exposition`). So a server runs without prometheus-client; only
-its ``/metrics`` then answers that it needs it (:class:`MetricsUnavailable`).
+its ``/metrics`` then answers that it needs it (:class:`~fishpredict.errors.MetricsUnavailable`).
 
 With ``--workers N`` each worker counts in its own memory and shares a snapshot
 with its siblings through a directory (``share_dir``, see
@@ -19,23 +19,18 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from bisect import bisect_left
-from collections.abc import Sequence
 from itertools import accumulate
 from typing import Any, Final
 
-from fishpredict.app.metrics_share import Family, Sample, SharedMetrics, exposition
-from fishpredict.errors import FishpredictError
+from fishpredict.app.metrics_share import SharedMetrics, exposition
+from fishpredict.app.series import Family, Sample, Series, le_label, unavailable
 
 __all__ = [
     "BATCH_BUCKETS",
     "LATENCY_BUCKETS",
     "Metrics",
-    "MetricsUnavailable",
-    "Series",
     "content_type",
-    "exposition",
 ]
 
 LATENCY_BUCKETS: Final = (
@@ -59,20 +54,10 @@ LATENCY_BUCKETS: Final = (
 BATCH_BUCKETS: Final = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
-class MetricsUnavailable(FishpredictError):
-    """``/metrics`` was scraped where prometheus-client is not installed."""
-
-    status = 501
-    code = "metrics_unavailable"
 
 
-def _le(bound: float) -> str:
-    """A bucket's ``le`` label as prometheus-client writes it (``floatToGoString``: the
-    shortest repr for bounds below 1e6, as every bound here is)."""
-    return "+Inf" if bound == float("inf") else repr(float(bound))
 
-
-_LATENCY_LE: Final = [*(_le(b) for b in LATENCY_BUCKETS), "+Inf"]
+_LATENCY_LE: Final = [*(le_label(b) for b in LATENCY_BUCKETS), "+Inf"]
 
 
 def content_type() -> str:
@@ -80,97 +65,8 @@ def content_type() -> str:
     try:
         from prometheus_client.exposition import CONTENT_TYPE_LATEST
     except ImportError:
-        raise _unavailable() from None
+        raise unavailable() from None
     return str(CONTENT_TYPE_LATEST)
-
-
-def _unavailable() -> MetricsUnavailable:
-    return MetricsUnavailable(
-        "/metrics needs prometheus-client, which is not installed: pip install "
-        "'fishpredict[serve]'"
-    )
-
-
-class Series:
-    """One metric of the slow path (loads, refusals, batch sizes, gauges), by labels.
-
-    The calls prometheus-client's metrics take (``labels(...)``, ``inc``, ``set``,
-    ``observe``, ``clear``) on plain numbers; a labelled counter or histogram keeps the
-    time each series started, for its ``*_created`` sample.
-    """
-
-    __slots__ = ("buckets", "doc", "kind", "labelnames", "name", "values")
-
-    def __init__(self, name: str, doc: str, kind: str, labelnames: Sequence[str] = (),
-                 buckets: Sequence[float] = ()) -> None:
-        self.name = name
-        self.doc = doc
-        self.kind = kind
-        self.labelnames = tuple(labelnames)
-        self.buckets = tuple(float(b) for b in buckets)
-        #: labels -> [value, created] (histograms: [bucket counts..., sum, created])
-        self.values: dict[tuple[str, ...], list[float]] = {}
-        if not self.labelnames:
-            self.labels()
-
-    def labels(self, *values: str, **named: str) -> _Child:
-        key = values or tuple(named[n] for n in self.labelnames)
-        cell = self.values.get(key)
-        if cell is None:
-            width = len(self.buckets) + 2 if self.kind == "histogram" else 1
-            cell = self.values[key] = [0.0] * width + [time.time()]
-        return _Child(self, cell)
-
-    def inc(self, amount: float = 1.0) -> None:
-        self.labels().inc(amount)
-
-    def set(self, value: float) -> None:
-        self.labels().set(value)
-
-    def observe(self, value: float) -> None:
-        self.labels().observe(value)
-
-    def clear(self) -> None:
-        self.values.clear()
-
-    def family(self) -> Family:
-        samples: list[Sample] = []
-        name, kind = self.name, self.kind
-        for key, cell in list(self.values.items()):
-            labels = dict(zip(self.labelnames, key, strict=True))
-            if kind == "gauge":
-                samples.append((name, labels, cell[0]))
-                continue
-            if kind == "counter":
-                samples.append((f"{name}_total", labels, cell[0]))
-            else:
-                counts = list(accumulate(cell[:-2]))
-                les = [*(_le(b) for b in self.buckets), "+Inf"]
-                for le, n in zip(les, counts, strict=True):
-                    samples.append((f"{name}_bucket", {**labels, "le": le}, n))
-                samples.append((f"{name}_count", labels, counts[-1]))
-                samples.append((f"{name}_sum", labels, cell[-2]))
-            samples.append((f"{name}_created", labels, cell[-1]))
-        return Family(name, kind, self.doc, tuple(samples))
-
-
-class _Child:
-    __slots__ = ("cell", "series")
-
-    def __init__(self, series: Series, cell: list[float]) -> None:
-        self.series = series
-        self.cell = cell
-
-    def inc(self, amount: float = 1.0) -> None:
-        self.cell[0] += amount
-
-    def set(self, value: float) -> None:
-        self.cell[0] = float(value)
-
-    def observe(self, value: float) -> None:
-        cell = self.cell
-        cell[bisect_left(self.series.buckets, value)] += 1
-        cell[-2] += value
 
 
 class Metrics:
@@ -274,7 +170,7 @@ class Metrics:
 
     def render(self) -> bytes:
         """The Prometheus text format of this server (every worker's, when shared);
-        :class:`MetricsUnavailable` without prometheus-client."""
+        :class:`~fishpredict.errors.MetricsUnavailable` without prometheus-client."""
         if self._share is not None:
             return self._share.render()
         return exposition(self.families())

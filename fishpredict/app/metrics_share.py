@@ -35,10 +35,9 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from fishpredict.app.metrics import Series
+from fishpredict.app.series import Family, Sample, Series, unavailable
 
 log = logging.getLogger("fishpredict.app.metrics")
 
@@ -53,19 +52,6 @@ METRIC_TYPES = frozenset({"counter", "gauge", "summary", "histogram", "gaugehist
                           "unknown", "info", "stateset"})
 
 #: one sample: (sample name, labels, value)
-Sample = tuple[str, dict[str, str], float]
-
-
-@dataclass(frozen=True)
-class Family:
-    """One metric family: its name, type, help, and samples (plain data)."""
-
-    name: str
-    type: str
-    documentation: str
-    samples: tuple[Sample, ...]
-
-
 @dataclass(frozen=True)
 class Snapshot:
     """Every sample of one worker process at one moment.
@@ -87,14 +73,12 @@ def take(pid: int, started: int, families: Iterable[Family]) -> Snapshot:
 def exposition(families: Iterable[Family]) -> bytes:
     """``families`` in the Prometheus text format, written by prometheus-client
     (imported now: serving never needs it until a scrape);
-    :class:`~fishpredict.app.metrics.MetricsUnavailable` without it."""
+    :class:`~fishpredict.errors.MetricsUnavailable` without it."""
     try:
         from prometheus_client import CollectorRegistry, generate_latest
         from prometheus_client.metrics_core import Metric
     except ImportError:
-        from fishpredict.app.metrics import _unavailable
-
-        raise _unavailable() from None
+        raise unavailable() from None
     metrics = []
     for fam in families:
         metric = Metric(fam.name, fam.documentation, fam.type)
@@ -265,8 +249,6 @@ class SharedMetrics:
 
     def __init__(self, directory: str | os.PathLike[str],
                  families: Callable[[], Iterable[Family]]) -> None:
-        from fishpredict.app.metrics import Series
-
         self.directory = os.fspath(directory)
         self.families = families
         self.pid = os.getpid()

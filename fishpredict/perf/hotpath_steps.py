@@ -32,8 +32,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from fishpredict.app.messages import Response
+from fishpredict.app.protocols import native, v2
+from fishpredict.app.service import Service
+from fishpredict.perf.ceiling import Ceiling
+from fishpredict.perf.hotpath_workloads import FISH_MODEL, IRIS_MODEL, WORKLOADS, write_models
 from fishpredict.perf.loads import Say
 from fishpredict.perf.machine import table
+from fishpredict.predictor import Predictor
 
 #: distinct rows each step runs over
 ROWS: Final = 2000
@@ -77,10 +83,6 @@ def per_call(fn: Callable[[Any], Any], inputs: Sequence[Any], rounds: int) -> fl
 
 
 def _service(tmp: Path) -> Any:
-    from fishpredict import Predictor
-    from fishpredict.app.service import Service
-    from fishpredict.perf.hotpath import write_models
-
     args = write_models(tmp)  # --models FISH_DIR --models iris=PATH --trust
     fish, iris = args[1], args[3].split("=", 1)[1]
     return Service(Predictor([fish, iris], trust=True))
@@ -100,9 +102,6 @@ def _protocols(loop: asyncio.AbstractEventLoop) -> Callable[[Any], Any]:
 
 
 def _fish_steps(service: Any, queries: list[str], rounds: int) -> dict[str, float]:
-    from fishpredict.app.protocols import native
-    from fishpredict.perf.hotpath import FISH_MODEL
-
     service.handle("GET", "/fish", queries[0], {})  # builds the model's hot state
     model = service.predictor.model(FISH_MODEL)
     check, predict_row = model.memo["fish-hot"]
@@ -122,8 +121,6 @@ def _fish_steps(service: Any, queries: list[str], rounds: int) -> dict[str, floa
 
 
 def _v2_steps(service: Any, name: str, bodies: list[bytes], rounds: int) -> dict[str, float]:
-    from fishpredict.app.protocols import v2
-
     service.handle("POST", f"/v2/models/{name}/infer", "", {}, bodies[0])
     model = service.predictor.model(name)
     check, predict_row, d, answers = model.memo["v2-hot"]
@@ -153,10 +150,6 @@ def _answering(service: Any, response: Any) -> Any:
 
 def _steps(service: Any, loop: asyncio.AbstractEventLoop, rounds: int
            ) -> dict[str, dict[str, float]]:
-    from fishpredict.app.messages import Response
-    from fishpredict.perf.ceiling import Ceiling
-    from fishpredict.perf.hotpath import FISH_MODEL, IRIS_MODEL, WORKLOADS
-
     make = _protocols(loop)
     out: dict[str, dict[str, float]] = {}
     for w in WORKLOADS:

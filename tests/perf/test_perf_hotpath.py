@@ -1,4 +1,4 @@
-"""``fishpredict perf hotpath`` (fishpredict/perf/hotpath.py, hotpath_steps.py, ceiling.py):
+"""``fishpredict perf hotpath`` (fishpredict/perf/hotpath*.py, ceiling.py):
 the ceiling answers, the pools never repeat a row, every step and every figure is printed."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pytest
 from fishpredict.cli import main
 from fishpredict.perf import hotpath
 from fishpredict.perf.ceiling import BODY
+from fishpredict.perf.hotpath_workloads import WORKLOADS, Workload
 
 
 def test_the_ceiling_answers_every_request_with_its_fixed_body() -> None:
@@ -30,8 +31,8 @@ def test_the_ceiling_answers_every_request_with_its_fixed_body() -> None:
             conn.close()
 
 
-@pytest.mark.parametrize("w", hotpath.WORKLOADS, ids=lambda w: w.key)
-def test_a_pool_holds_distinct_rows_as_valid_requests(w: hotpath.Workload) -> None:
+@pytest.mark.parametrize("w", WORKLOADS, ids=lambda w: w.key)
+def test_a_pool_holds_distinct_rows_as_valid_requests(w: Workload) -> None:
     pool = w.pool(3000, 5, "127.0.0.1:1")
     assert len(pool) == 3000
     rows = w.rows(3000, 5)
@@ -53,7 +54,7 @@ def test_part_b_prints_every_step_for_every_workload(capsys: pytest.CaptureFixtu
 
     figures = run_steps(quick=True)
     out = capsys.readouterr().out
-    assert set(figures) == {w.key for w in hotpath.WORKLOADS}
+    assert set(figures) == {w.key for w in WORKLOADS}
     for key, steps in figures.items():
         assert set(steps) == set(LABELS), key
         assert all(v > 0 for v in steps.values()), steps
@@ -71,13 +72,13 @@ def test_perf_hotpath_prints_each_server_against_the_ceiling(
     text = capsys.readouterr().out
     assert code == 0, text
     table = text.split("## a. requests/s", 1)[1].split("## targets", 1)[0]
-    for w in hotpath.WORKLOADS:
+    for w in WORKLOADS:
         for server in (hotpath.CEILING, "socket"):
             assert re.search(rf"^{w.key}\s+{server}\s+[\d,]+\s+\d+%", table, re.M), (w, server)
     targets = [line for line in text.splitlines() if line.startswith("target: ")]
     assert len(targets) == len(hotpath.TARGETS) + 1
     figures = json.loads(out_json.read_text())["a"]
-    for w in hotpath.WORKLOADS:
+    for w in WORKLOADS:
         socket = figures["figures"][w.key]["socket"]
         assert socket["requests"] > 0 and socket["error_count"] == 0
         assert socket["pool"] >= socket["requests"]  # no row sent twice

@@ -15,10 +15,10 @@ import numpy as np
 
 from fishpredict.app import codec
 from fishpredict.app.messages import Answer, Headers, Job, Request, Response, error
-from fishpredict.app.metrics import MetricsUnavailable, content_type
+from fishpredict.app.metrics import content_type
 from fishpredict.app.protocols.answers import label_table, values_json
 from fishpredict.app.routes import Route
-from fishpredict.errors import FishpredictError, InvalidInputError, Reply
+from fishpredict.errors import FishpredictError, InvalidInputError, MetricsUnavailable, Reply
 from fishpredict.fish.dataset import LANGUAGES, Language
 from fishpredict.models import rows as rowslib
 from fishpredict.models.loaded import LoadedModel

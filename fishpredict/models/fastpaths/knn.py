@@ -34,9 +34,8 @@ from fishpredict.models.fastpaths.base import (
     row_chain,
     unwrap,
 )
+from fishpredict.models.fastpaths.knn_row import TIE_RTOL
 
-#: relative gap under which two distances count as possibly swapped
-TIE_RTOL: Final = 1e-9
 #: rows x training points per chunk of distances (stays in the CPU cache)
 CHUNK_CELLS: Final = 1 << 17
 #: training sets this small are always batched here

@@ -50,13 +50,14 @@ _NORM_MAX: Final = 1e150
 
 Cell = int | tuple[list[tuple[float, ...]], list[int]]
 
+#: relative gap under which two distances count as possibly swapped
+TIE_RTOL: Final = 1e-9
+
 
 class RowKnn:
     """The plain-Python one-row kernel of one :class:`Knn` (uniform weights, k < n)."""
 
     def __init__(self, knn: Knn, pre: RowTransform | None) -> None:
-        from fishpredict.models.fastpaths.knn import TIE_RTOL
-
         self.pre = pre
         self.k = knn.k
         self.euclidean = knn.euclidean

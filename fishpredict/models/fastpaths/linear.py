@@ -32,6 +32,7 @@ from fishpredict.models.fastpaths.base import (
     ask,
     chain,
     codes_of,
+    row_chain_of,
     row_steps,
     unwrap,
 )
@@ -223,8 +224,6 @@ def _written(w: list[list[float]], b: list[float], steps: list[list[RowStep]], a
 def _looped(w: list[list[float]], b: list[float], steps: list[list[RowStep]], a: float,
             c: float) -> Callable[[list[float]], int | None]:
     """:func:`_written`'s decision for a model too big to write out: loops over lists."""
-    from fishpredict.models.fastpaths.base import row_chain_of
-
     scalers = [t for t in (row_chain_of([ops]) for ops in steps) if t is not None]
     binary = len(w) == 1
 
