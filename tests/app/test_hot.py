@@ -14,7 +14,7 @@ from typing import Any
 
 import joblib
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from fishpredict import Predictor
@@ -173,6 +173,8 @@ def test_v2_bodies(service: Service, model: str, body: Any) -> None:
 
 
 @settings(max_examples=300, deadline=None)
+@example(row=[1e308, 3.5, 1.4, 0.2], request_id=None, model="iris")  # a scaler overflows
+@example(row=[-1.7e308, 1e308, 1e308, 1e308], request_id="x", model="names")
 @given(row=st.lists(st.floats(allow_nan=False, allow_infinity=False, width=64)
                     | st.integers(-10, 10**20), min_size=4, max_size=4),
        request_id=st.none() | st.text(max_size=8),

@@ -202,7 +202,11 @@ def fish_hot(_: str, service: Service, query: str, headers: Headers, body: bytes
     row = check((x, w))  # finite and within the signature's bounds, or None
     if row is None:
         return None
-    return fish_hot_encode(service, model, predict_row(row), x, w), model.info.name
+    try:
+        code = predict_row(row)
+    except FishpredictError:  # the estimator's refusal (a row that overflows a scaler)
+        return None  # the general way answers it, as a 400
+    return fish_hot_encode(service, model, code, x, w), model.info.name
 
 
 # ---- POST /predict ------------------------------------------------------------------

@@ -361,7 +361,11 @@ def infer_hot(name: str, service: Service, query: str, headers: Headers, body: b
     row = check(data)
     if row is None:
         return None
-    return infer_hot_encode(answers[predict_row(row)], request_id), name
+    try:
+        code = predict_row(row)
+    except FishpredictError:  # the estimator's refusal (a row that overflows a scaler)
+        return None  # the general way answers it, as a 400
+    return infer_hot_encode(answers[code], request_id), name
 
 
 def _routes() -> tuple[Route, ...]:
