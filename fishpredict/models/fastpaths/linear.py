@@ -108,7 +108,8 @@ class LinearClassifier:
                 row = self._pre(row)
             except NotFinite:
                 return int(codes_of(self.classes, ask(self.fallback, "predict", row))[0])
-        s = row @ self._w + self._b
+        with np.errstate(over="ignore"):  # scores past float64: inf, as scikit-learn's are
+            s = row @ self._w + self._b
         if self._binary:
             return 1 if s.item() > 0 else 0  # .item(): one value, (1,) or (1, 1)
         return int(s.argmax())
