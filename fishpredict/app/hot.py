@@ -15,14 +15,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fishpredict.app.messages import Headers, Response
+from fishpredict.app.messages import Deferred, Headers, Response
 from fishpredict.app.protocols import native, v2
 
 if TYPE_CHECKING:
     from fishpredict.app.service import Service
 
-#: ``answer(arg, service, query, headers, body)``: the response and the model that answered
-Answerer = Callable[[str, "Service", str, Headers, bytes], "tuple[Response, str] | None"]
+#: ``answer(arg, service, query, headers, body)``: the response (or, for a model the
+#: general way micro-batches, the :class:`Deferred` job) and the model that answered
+Answerer = Callable[[str, "Service", str, Headers, bytes],
+                    "tuple[Response | Deferred, str] | None"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ A backend builds nothing but the arguments of
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -91,6 +91,16 @@ class Response:
     body: bytes
     content_type: str = codec.JSON
     headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(slots=True)
+class Deferred:
+    """A hot path's one-row job for the micro-batcher, and how its answer is encoded
+    (what a hot path gives instead of a :class:`Response` for a model the general way
+    micro-batches)."""
+
+    job: Job
+    encode: Callable[[Answer], Response]
 
 
 def error(

@@ -28,7 +28,16 @@ from fishpredict.app import codec, reloading
 from fishpredict.app.batching import MicroBatcher
 from fishpredict.app.config import ServeConfig
 from fishpredict.app.hot import Hot, hot_paths
-from fishpredict.app.messages import Answer, Headers, Job, Request, Response, error, plain_error
+from fishpredict.app.messages import (
+    Answer,
+    Deferred,
+    Headers,
+    Job,
+    Request,
+    Response,
+    error,
+    plain_error,
+)
 from fishpredict.app.metrics import Metrics
 from fishpredict.app.protocols import all_routes
 from fishpredict.app.protocols.served_spec import tailor
@@ -205,6 +214,9 @@ class Service:
             answered = hot.answer(hot.arg, self, query, headers, body)
             if answered is not None:
                 response, model = answered
+                if isinstance(response, Deferred):  # for the micro-batcher
+                    return self._hot_batched(hot.route, method, path, query, headers, body,
+                                             response, model, start)
                 if self.metrics is not None:
                     self.metrics.observe(hot.route, method, 200, perf_counter() - start, model)
                 return response
@@ -237,9 +249,11 @@ class Service:
             answered = hot.answer(hot.arg, self, query, headers, body)
             if answered is not None:
                 response, model = answered
-                if self.metrics is not None:
-                    self.metrics.observe(hot.route, method, 200, perf_counter() - start, model)
-                return response
+                if not isinstance(response, Deferred):  # (no micro-batching here)
+                    if self.metrics is not None:
+                        self.metrics.observe(hot.route, method, 200, perf_counter() - start,
+                                             model)
+                    return response
         return self.handle_general(method, path, query, headers, body, start)
 
     def handle_general(
@@ -278,6 +292,22 @@ class Service:
         except Exception as exc:
             response = self._failure(route, request, exc)
         self._observe(route.path, request.method, response.status, start, predicted)
+        return response
+
+    async def _hot_batched(self, route: str, method: str, path: str, query: str,
+                           headers: Headers, body: bytes, deferred: Deferred, model: str,
+                           start: float) -> Response:
+        """A hot path's job through the micro-batcher: what :meth:`_batched` does."""
+        assert self.batcher is not None
+        try:
+            response = deferred.encode(await self.batcher.submit(deferred.job))
+        except Exception as exc:
+            found, request = self._route(method, path, query, headers, body)
+            assert not isinstance(found, Response)
+            response = self._failure(found, request, exc)
+            self._observe(route, method, response.status, start)
+            return response
+        self._observe(route, method, response.status, start, (model, 1))
         return response
 
     async def _batched(self, route: Route, request: Request, job: Job, start: float

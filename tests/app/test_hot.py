@@ -213,3 +213,42 @@ def test_a_reload_rebuilds_the_hot_paths(service: Service) -> None:
     names = {m.name for m in service.predictor.models()}
     assert {p for p in service.hot if p.startswith("/v2/")} == {
         f"/v2/models/{n}/infer" for n in names}
+
+
+def test_a_micro_batched_model_goes_hot_to_the_batcher_and_answers_alike(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A model without a fast path (an RBF SVC): the hot path decodes the row and hands it
+    to the micro-batcher; the answer is the general way's, byte for byte."""
+    import asyncio
+
+    from sklearn.datasets import load_iris
+    from sklearn.svm import SVC
+
+    from fishpredict.app.messages import Deferred
+
+    tmp: Path = tmp_path_factory.mktemp("batched")
+    X, y = load_iris(return_X_y=True)
+    joblib.dump(SVC().fit(X, y), tmp / "svc.joblib")
+    service = Service(Predictor([tmp / "svc.joblib"], trust=True), ServeConfig(batch_max=64))
+    assert service.predictor is not None and service.predictor.model("svc").fast is None
+    bodies = [json.dumps({"id": str(i), "inputs": [tensor(list(map(float, row)))]}).encode()
+              for i, row in enumerate(X[::7])]
+    bodies += [json.dumps({"inputs": [tensor([5, 3, 1, 0.5])]}).encode(),
+               json.dumps({"inputs": [tensor([-1.0, 3.0, 1.0, 0.5])]}).encode()]
+    path = "/v2/models/svc/infer"
+    answered = v2.infer_hot("svc", service, "", JSON, bodies[0])
+    assert answered is not None and isinstance(answered[0], Deferred)
+
+    async def answers(hot: bool) -> list[tuple[int, bytes]]:
+        saved = service.hot
+        if not hot:
+            service.hot = {}
+        try:  # concurrently, so the micro-batcher coalesces them
+            got = await asyncio.gather(*(service.handle_async("POST", path, "", JSON, b)
+                                         for b in bodies))
+        finally:
+            service.hot = saved
+        return [(r.status, r.body) for r in got]
+
+    assert asyncio.run(answers(True)) == asyncio.run(answers(False))
+    assert service.batcher is not None and service.batcher.calls > 0

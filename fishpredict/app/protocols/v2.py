@@ -21,12 +21,13 @@ a limit, 503 not ready or draining.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
 from fishpredict.app import codec
-from fishpredict.app.messages import Answer, Headers, Job, Request, Response
+from fishpredict.app.messages import Answer, Deferred, Headers, Job, Request, Response
 from fishpredict.app.protocols import v2_binary as binary
 from fishpredict.app.protocols.answers import require_ready
 from fishpredict.app.protocols.v2_tensors import (
@@ -270,13 +271,12 @@ _OUTPUTS_KEY: Final = b',"outputs":'
 
 
 def _hot_of(service: Service, model: LoadedModel) -> Any:
-    """``(check, predict_row, n_features, answers)`` of a classifier with a one-row fast
-    path, or False. ``answers[code]`` is the general encoder's own answer for that
-    class, cut where a request's id goes."""
+    """``(check, predict_row, n_features, answers)`` of a numeric classifier, or False;
+    ``predict_row`` is None for a model the general way micro-batches. ``answers[code]``
+    is the general encoder's own answer for that class, cut where a request's id goes."""
     fast = model.fast
     check = model.row_check
-    if (fast is None or check is None or fast.prefers_batches or not model.is_classifier
-            or model.signature.frame):
+    if check is None or not model.is_classifier or model.signature.frame:
         return False
     sig = model.signature
     one = Rows(1, array=np.zeros((1, sig.n_features)))
@@ -286,7 +286,10 @@ def _hot_of(service: Service, model: LoadedModel) -> Any:
         body = _infer_encode(service, job, Answer(codes=np.array([code], dtype=np.intp))).body
         cut = body.index(_OUTPUTS_KEY)
         answers.append((body[:cut], body[cut:]))
-    return check, fast.predict_row, sig.n_features, tuple(answers)
+    # a model the general way micro-batches (no fast path, or one that prefers batches):
+    # no one-row predict here, the row goes to the micro-batcher
+    predict_row = None if fast is None or fast.prefers_batches else fast.predict_row
+    return check, predict_row, sig.n_features, tuple(answers)
 
 
 def infer_hot_decode(body: bytes, n_features: int) -> tuple[str | None, list[Any]] | None:
@@ -332,7 +335,7 @@ def infer_hot_encode(answer: tuple[bytes, bytes], request_id: str | None) -> Res
 
 
 def infer_hot(name: str, service: Service, query: str, headers: Headers, body: bytes
-              ) -> tuple[Response, str] | None:
+              ) -> tuple[Response | Deferred, str] | None:
     """``POST /v2/models/NAME/infer`` of one FP64 ``[1, d]`` row (an ``id`` at most
     beside it), for a classifier with a one-row fast path, the short way: the body
     checked for that one shape (:func:`infer_hot_decode`), its data straight into the
@@ -361,11 +364,23 @@ def infer_hot(name: str, service: Service, query: str, headers: Headers, body: b
     row = check(data)
     if row is None:
         return None
+    if predict_row is None:  # the micro-batcher's, as the general way would
+        if service.batcher is None:
+            return None
+        job = Job(model, Rows(1, array=np.array([row], dtype=np.float64)),
+                  context=_Context(request_id, (("predict", False),)))
+        return Deferred(job, partial(_batched_answer, answers, request_id)), name
     try:
         code = predict_row(row)
     except FishpredictError:  # the estimator's refusal (a row that overflows a scaler)
         return None  # the general way answers it, as a 400
     return infer_hot_encode(answers[code], request_id), name
+
+
+def _batched_answer(answers: tuple[tuple[bytes, bytes], ...], request_id: str | None,
+                    answer: Answer) -> Response:
+    assert answer.codes is not None
+    return infer_hot_encode(answers[int(answer.codes[0])], request_id)
 
 
 def _routes() -> tuple[Route, ...]:
