@@ -12,8 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fishpredict.errors import ClusterError
-from fishpredict.ops.state import nth_replica
+from fishpredict.ops.state import nth_replica, read_state
 
 STATE_FILE = "containers.json"
 STATE_VERSION = 1
@@ -64,21 +63,8 @@ class ContainerState:
 
 def load_state(path: Path) -> ContainerState:
     """The state in ``path``; :class:`ClusterError` if there is none or it is unreadable."""
-    try:
-        data = json.loads(path.read_text("utf-8"))
-    except FileNotFoundError:
-        raise ClusterError(
-            f"no container cluster in {path.parent} (no {STATE_FILE}); start one "
-            "with: fishpredict cluster up --containers"
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise ClusterError(f"cannot read {path}: {exc}") from None
-    if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
-        raise ClusterError(f"{path} is not a fishpredict container state file")
-    try:
-        return ContainerState.from_json(data)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ClusterError(f"{path} is damaged: {exc!r}") from None
+    return read_state(path, ContainerState.from_json, STATE_VERSION, "container cluster",
+                      "fishpredict cluster up --containers", file_kind="container")
 
 
 def save_state(path: Path, state: ContainerState) -> None:

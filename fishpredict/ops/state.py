@@ -14,7 +14,7 @@ import contextlib
 import fcntl
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,6 +27,7 @@ LOCK_FILE = "cluster.lock"
 STATE_VERSION = 1
 
 T = TypeVar("T")
+S = TypeVar("S")
 
 
 def check_shape(replicas: int, workers_per_replica: int, port: int) -> None:
@@ -45,6 +46,26 @@ def nth_replica(replicas: Sequence[T], index: int) -> T:
         count = len(replicas)
         raise ClusterError(f"no replica {index}: the cluster has {count} (0..{count - 1})")
     return replicas[index]
+
+def read_state(path: Path, from_json: Callable[[dict[str, Any]], S], version: int,
+               kind: str, up_command: str, file_kind: str | None = None) -> S:
+    """A cluster's state file read back; :class:`ClusterError` naming ``up_command`` if
+    there is none, or saying the file is unreadable, of another kind, or damaged."""
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise ClusterError(
+            f"no {kind} in {path.parent} (no {path.name}); start one with: {up_command}"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise ClusterError(f"cannot read {path}: {exc}") from None
+    if not isinstance(data, dict) or data.get("version") != version:
+        raise ClusterError(f"{path} is not a fishpredict {file_kind or kind} state file")
+    try:
+        return from_json(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ClusterError(f"{path} is damaged: {exc!r}") from None
+
 
 
 @dataclass
@@ -125,21 +146,8 @@ class RunDir:
 
     def load(self) -> ClusterState:
         """The state; :class:`ClusterError` if there is none or it is unreadable."""
-        try:
-            data = json.loads(self.state_path.read_text("utf-8"))
-        except FileNotFoundError:
-            raise ClusterError(
-                f"no cluster in {self.path} (no {STATE_FILE}); "
-                "start one with: fishpredict cluster up"
-            ) from None
-        except (OSError, ValueError) as exc:
-            raise ClusterError(f"cannot read {self.state_path}: {exc}") from None
-        if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
-            raise ClusterError(f"{self.state_path} is not a fishpredict cluster state file")
-        try:
-            return ClusterState.from_json(data)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ClusterError(f"{self.state_path} is damaged: {exc!r}") from None
+        return read_state(self.state_path, ClusterState.from_json, STATE_VERSION,
+                          "cluster", "fishpredict cluster up")
 
     def save(self, state: ClusterState) -> None:
         tmp = self.state_path.with_suffix(".json.tmp")
