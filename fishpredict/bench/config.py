@@ -272,6 +272,9 @@ class BenchConfig:
             raise ConfigError(f"unknown endpoint {self.endpoint!r}; known: {', '.join(ENDPOINTS)}")
         if self.model is not None and (not self.model or "/" in self.model):
             raise ConfigError(f"model must be a model's name, got {self.model!r}")
+        if self.model is not None and self.endpoint in ("fish", "get"):
+            raise ConfigError(f"--model names the model of batch, v2 and v1 requests; "
+                              f"--endpoint {self.endpoint} does not send one (add --endpoint v2)")
         if self.body not in ("json", "npy"):
             raise ConfigError(f"unknown body format {self.body!r}; known: json, npy")
         if self.engine not in ("native", "wrk"):

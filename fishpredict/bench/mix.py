@@ -67,6 +67,8 @@ def item_config(config: BenchConfig, spec: str, pool_size: int) -> BenchConfig:
             changes["ks"] = (int(o["k"]),)
         if "model" in o:
             changes["model"] = o["model"]
+        elif o.get("endpoint") in ("fish", "get"):
+            changes["model"] = None  # the run's --model is for its other items
         if "data" in o:
             changes["data"] = o["data"]
         if "batch-rows" in o:

@@ -53,6 +53,8 @@ def test_remote_target_refused_without_allow_remote() -> None:
         ({"ks": (0,)}, "k values"),
         ({"timeout_s": 0}, "timeout"),
         ({"endpoint": "nope"}, "endpoint"),
+        ({"model": "iris"}, "--endpoint fish does not send one"),
+        ({"model": "iris", "endpoint": "get"}, "--endpoint get does not send one"),
         ({"data": "/no/such/file.csv"}, "not found"),
         ({"rate": 10.0, "processes": 4, "connections": 2}, "one connection per process"),
     ],
@@ -86,3 +88,11 @@ def test_open_model_default_connections() -> None:
     assert BenchConfig("http://127.0.0.1:1", rate=100.0).users == 16
     assert BenchConfig("http://127.0.0.1:1", rate=1e6).users == 256
     assert BenchConfig("http://127.0.0.1:1", rate=100.0, connections=7).users == 7
+
+
+def test_a_mix_item_for_fish_drops_the_runs_model() -> None:
+    from fishpredict.bench.mix import item_config
+
+    run = BenchConfig("http://127.0.0.1:1", endpoint="v2", model="iris").validated()
+    assert item_config(run, "endpoint=fish,k=5", 16).model is None
+    assert item_config(run, "k=5", 16).model == "iris"  # still a v2 item
