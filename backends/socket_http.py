@@ -82,13 +82,23 @@ WRITE_FULL, PIPELINE_FULL = 1, 2
 class _Slot:
     """The place, in answer order, of a request whose answer is still being made."""
 
-    __slots__ = ("connection", "data", "head_only", "task")
+    __slots__ = ("connection", "data", "expired", "head_only", "task", "timer")
 
     def __init__(self, connection: bytes, head_only: bool) -> None:
         self.connection = connection
         self.head_only = head_only
         self.data: bytes | None = None
         self.task: asyncio.Task[None] | None = None
+        #: cancels the task when the request's time is up (``request_timeout``)
+        self.timer: asyncio.TimerHandle | None = None
+        self.expired = False
+
+    def expire(self) -> None:
+        """The request's time is up: cancel its Task, which then answers 503."""
+        task = self.task
+        if task is not None and not task.done():
+            self.expired = True
+            task.cancel()
 
 
 class _Resume:
@@ -232,18 +242,22 @@ class Connection(asyncio.Protocol):
         self._pending.append(slot)
         if len(self._pending) > MAX_PIPELINE:
             self._pause(PIPELINE_FULL)
-        self.deadline = INF  # the Task keeps its own time
+        self.deadline = INF  # the slot keeps its own time
         state.inflight += 1
-        slot.task = state.loop.create_task(self._answer(slot, coro, first, deadline))
+        loop = state.loop
+        slot.task = loop.create_task(self._answer(slot, coro, first))
+        if deadline != INF:  # one timer (asyncio.timeout_at costs several times more)
+            slot.timer = loop.call_at(deadline, slot.expire)
 
-    async def _answer(
-        self, slot: _Slot, coro: Coroutine[Any, Any, Response], first: Any, deadline: float
-    ) -> None:
+    async def _answer(self, slot: _Slot, coro: Coroutine[Any, Any, Response], first: Any
+                      ) -> None:
         state = self._state
         try:
-            async with asyncio.timeout_at(None if deadline == INF else deadline):
-                response = await _Resume(coro, first)
-        except TimeoutError:
+            response = await _Resume(coro, first)
+        except asyncio.CancelledError:
+            if not slot.expired:
+                raise  # the connection is gone, or the server is stopping
+            slot.task.uncancel()  # type: ignore[union-attr]  # ours, answered below
             state.rejected("request_timeout")
             response = error(
                 503,
@@ -256,6 +270,8 @@ class Connection(asyncio.Protocol):
             response = flow.internal_error()
         finally:
             state.inflight -= 1
+            if slot.timer is not None:
+                slot.timer.cancel()
         if self._lost:
             return
         connection = slot.connection

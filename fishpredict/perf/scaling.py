@@ -3,7 +3,7 @@
 a. micro-batching on the scikit-learn path (``--no-fast-path``): ``--batch-max
    256`` vs ``--batch-max 1`` at 64 connections (target >= 8x requests/s), and
    the p50 of a lone connection (target: on within 10 % of off); also batching
-   on with another ``--batch-wait-us`` (default 0, against ``serve``'s 1 ms);
+   on with another ``--batch-wait-us`` (default 0, against ``serve``'s 200 us);
 b. ``--workers 2`` vs ``--workers 1`` on the scikit-learn path (target >= 1.7x;
    batching off is the target configuration, batching on is shown too), with
    how the connections were spread over the workers;
@@ -56,7 +56,7 @@ TARGET_P50_SLACK = 1.10
 TARGET_WORKERS_RATIO = 1.7
 TARGET_NGINX_SHARE = 0.45
 #: the extra micro-batching row of part a: its ``--batch-wait-us`` (``serve``'s default
-#: waits up to 1 ms for more rows; this row shows what no wait gives)
+#: waits up to 200 us for more rows; this row shows what no wait gives)
 DEFAULT_WAIT_US = 0
 #: the suite's parts; a (batching) and b (workers) share their servers and run together
 PARTS = "abcde"

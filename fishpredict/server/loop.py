@@ -112,6 +112,8 @@ def run_worker(backend: Backend, service: Service, sock: socket.socket) -> int:
     gc.freeze()
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
+    if service.batcher is not None:
+        service.batcher.bind(loop)  # this process's one loop
     try:
         loop.run_until_complete(_serve_until_signalled(backend, service, sock))
     except Exception:

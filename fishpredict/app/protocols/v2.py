@@ -296,14 +296,8 @@ def infer_hot_decode(body: bytes, n_features: int) -> tuple[str | None, list[Any
     """The hot path's decode step: ``(id, data)`` of a body that is exactly one FP64
     ``[1, n_features]`` tensor with its data flat (and an ``id`` at most beside it),
     or None."""
-    if body[:1] != b"{":
-        return None  # codec.loads takes whitespace first; the general way answers it
-    try:  # codec.loads' own decoder, for a body that is one object and nothing more
-        text = body.decode("utf-8")
-        doc, end = codec.scan_once(text, 0)
-    except (ValueError, RecursionError, FishpredictError, StopIteration):
-        return None
-    if end != len(text) or doc.__class__ is not dict:
+    doc = codec.loads_object(body)
+    if doc is None:
         return None
     inputs = doc.get("inputs")
     request_id = doc.get("id")
