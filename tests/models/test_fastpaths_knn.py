@@ -77,9 +77,10 @@ def test_three_classes_four_features(weights: str, algorithm: str) -> None:
 
 @pytest.mark.parametrize("weights", ["uniform", "distance"])
 @pytest.mark.parametrize("p", [1, 2])
-def test_iris_on_large_random_inputs(weights: str, p: int) -> None:
+@pytest.mark.parametrize("k", [1, 7])  # k=1 uniform: the two-minimums batch path
+def test_iris_on_large_random_inputs(weights: str, p: int, k: int) -> None:
     X, y = datasets.load_iris(return_X_y=True)
-    est = KNeighborsClassifier(7, weights=weights, p=p).fit(X, y)
+    est = KNeighborsClassifier(k, weights=weights, p=p).fit(X, y)
     fast = fastpaths.compile(est)
     assert isinstance(fast, knn.Knn)
     rng = np.random.default_rng(4)
