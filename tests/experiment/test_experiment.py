@@ -72,6 +72,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
             "1",
             "--slice",
             "20",
+            "--users",  # the seed's server answers 1,000 users' requests seconds late
+            "100",
             "--out",
             str(out),
         ],
