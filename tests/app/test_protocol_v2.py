@@ -88,7 +88,8 @@ def infer_path(name: str) -> str:
 
 def test_server_metadata_and_health(service: Service) -> None:
     doc = json.loads(service.handle("GET", "/v2", "", {}).body)
-    assert doc["name"] == "fishpredict" and "binary_tensor_data" in doc["extensions"]
+    assert doc["name"] == "fishpredict"
+    assert doc["extensions"] == ["binary_tensor_data", "model_configuration"]  # no token
     live = service.handle("GET", "/v2/health/live", "", {})
     assert (live.status, json.loads(live.body)) == (200, {"live": True})
     ready = service.handle("GET", "/v2/health/ready", "", {})

@@ -70,6 +70,11 @@ def test_index_unload_load(server: ServerProcess, triton: Any) -> None:
     assert ready_everywhere(server, REGRESSOR) == {True}
 
 
+def test_server_metadata_names_the_repository_extension(triton: Any) -> None:
+    extensions = triton.get_server_metadata()["extensions"]  # a token is set here
+    assert {"model_repository", "model_configuration", "binary_tensor_data"} <= set(extensions)
+
+
 def test_repository_needs_the_admin_token(triton: Any) -> None:
     with pytest.raises(InferenceServerException, match="admin token"):
         triton.get_model_repository_index()

@@ -50,8 +50,11 @@ from fishpredict.version import __version__
 if TYPE_CHECKING:
     from fishpredict.app.service import Service
 
+#: ``GET /v2``; Triton's extension names: binary tensors and ``/v2/models/NAME/config``
+#: always, the repository routes (``model_repository``) when an admin token is set
 SERVER: Final = {"name": "fishpredict", "version": __version__,
-                 "extensions": ["binary_tensor_data"]}
+                 "extensions": ["binary_tensor_data", "model_configuration"]}
+_WITH_REPOSITORY: Final = {**SERVER, "extensions": [*SERVER["extensions"], "model_repository"]}
 PLATFORM: Final = "sklearn"
 #: the request content types read (MLServer's names): a NumPy tensor, pandas columns
 CONTENT_TYPES: Final = ("np", "pd")
@@ -77,7 +80,8 @@ def _model(service: Service, req: Request) -> LoadedModel:
 
 
 def _server(service: Service, req: Request) -> Response:
-    return Response(200, codec.dumps(SERVER))
+    doc = SERVER if service.config.admin_token is None else _WITH_REPOSITORY
+    return Response(200, codec.dumps(doc))
 
 
 def _live(service: Service, req: Request) -> Response:
