@@ -23,6 +23,8 @@ from fishpredict.errors import ConfigError
 #: KServe V1 (``/v1/models/{model}:predict``) protocol
 Endpoint = Literal["fish", "batch", "get", "v2", "v1"]
 ENDPOINTS: tuple[str, ...] = ("fish", "batch", "get", "v2", "v1")
+#: the endpoints whose requests name no model (``--model`` is refused with them)
+NO_MODEL_ENDPOINTS: tuple[str, ...] = ("fish", "get")
 BodyFormat = Literal["json", "npy"]
 Engine = Literal["native", "wrk"]
 
@@ -272,7 +274,7 @@ class BenchConfig:
             raise ConfigError(f"unknown endpoint {self.endpoint!r}; known: {', '.join(ENDPOINTS)}")
         if self.model is not None and (not self.model or "/" in self.model):
             raise ConfigError(f"model must be a model's name, got {self.model!r}")
-        if self.model is not None and self.endpoint in ("fish", "get"):
+        if self.model is not None and self.endpoint in NO_MODEL_ENDPOINTS:
             raise ConfigError(f"--model names the model of batch, v2 and v1 requests; "
                               f"--endpoint {self.endpoint} does not send one (add --endpoint v2)")
         if self.body not in ("json", "npy"):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fishpredict.bench.config import ENDPOINTS, BenchConfig
+from fishpredict.bench.config import ENDPOINTS, NO_MODEL_ENDPOINTS, BenchConfig
 from fishpredict.bench.payloads import Pool, build_pool
 from fishpredict.errors import ConfigError
 
@@ -67,7 +67,7 @@ def item_config(config: BenchConfig, spec: str, pool_size: int) -> BenchConfig:
             changes["ks"] = (int(o["k"]),)
         if "model" in o:
             changes["model"] = o["model"]
-        elif o.get("endpoint") in ("fish", "get"):
+        elif o.get("endpoint") in NO_MODEL_ENDPOINTS:
             changes["model"] = None  # the run's --model is for its other items
         if "data" in o:
             changes["data"] = o["data"]

@@ -19,7 +19,6 @@ from fishpredict.cli.options import (
     chart_option,
     json_option,
 )
-from fishpredict.errors import ConfigError
 from fishpredict.hookspecs import hookimpl
 
 #: :data:`fishpredict.bench.config.ENDPOINTS`, typed out so that ``--help`` need not
@@ -174,8 +173,6 @@ def _model_pool(config: Any) -> Any:
     (the bench engine reads fish rows itself)."""
     if config.model is None or config.data is None:
         return None
-    if config.endpoint not in ("batch", "v2", "v1"):
-        raise ConfigError("--model names the model of --endpoint batch, v2 or v1 requests")
     import numpy as np
 
     from fishpredict.bench.payloads import build_pool

@@ -149,12 +149,7 @@ class Knn:
             err = 4.0 * votes.sum(axis=1) * (tol / np.maximum(nearest, 1e-300) + 16 * _EPS)
             tied |= ~(nearest > tol) | ~(gap > err)
             return codes, tied, tied, votes
-        still = tied.copy()
-        if tied.any():
-            rows = np.flatnonzero(tied)
-            settled, open_ = self._settle(d[rows], kth[rows], rest[rows], tol[rows])
-            codes[rows] = settled
-            still[rows] = open_
+        still = self._settle_ties(codes, tied.copy(), d, kth, rest, tol)
         return codes, still, tied, votes
 
     def _nearest(self, Z: FloatArray) -> tuple[IntArray, Bools]:
@@ -172,10 +167,16 @@ class Knn:
         tol = self._tol(Z, rest)
         tied = ~((rest - kth) > tol)
         codes = self._y[at]
+        return codes, self._settle_ties(codes, tied, d, kth, rest, tol)
+
+    def _settle_ties(self, codes: IntArray, tied: Bools, d: FloatArray, kth: FloatArray,
+                     rest: FloatArray, tol: FloatArray) -> Bools:
+        """Settle the ``tied`` rows that :meth:`_settle` can: their codes written into
+        ``codes``; ``tied`` becomes the rows still open (to ask the estimator)."""
         if tied.any():
             r = np.flatnonzero(tied)
             codes[r], tied[r] = self._settle(d[r], kth[r], rest[r], tol[r])
-        return codes, tied
+        return tied
 
     def _settle(self, d: FloatArray, kth: FloatArray, rest: FloatArray, tol: FloatArray
                 ) -> tuple[IntArray, Bools]:
